@@ -1,0 +1,1 @@
+"""The Pub/Sub edge: turns Gmail push notifications into incremental syncs."""

@@ -1,0 +1,1 @@
+"""SQL and migrations: the only place that knows table layouts."""

@@ -1,0 +1,117 @@
+"""The ``delightbridge`` console script: one entry point, one subcommand per job.
+
+Each subcommand is a small async function taking the settings and parsed arguments
+and returning an exit code. Errors from the project's hierarchy become one line on
+stderr and exit code 1 (2 for configuration), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from db import migrate as migrations
+from db.pool import database_url, open_pool
+from db.queries import query
+from delightbridge import logs
+from delightbridge.errors import ConfigError, DelightBridgeError
+from delightbridge.settings import Settings
+
+log = logging.getLogger("delightbridge")
+
+Handler = Callable[[Settings, argparse.Namespace], Awaitable[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    help: str
+    run: Handler
+    configure: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_pool(settings, apply_migrations=False, max_size=2) as pool:
+        async with pool.acquire() as conn:
+            applied = await migrations.migrate(conn)
+    if applied:
+        print(f"applied migrations: {', '.join(applied)}")
+    else:
+        print("schema is up to date")
+    return 0
+
+
+async def _db_url(settings: Settings, args: argparse.Namespace) -> int:
+    url = await database_url(settings)
+    print(url)
+    if not settings.database_url:
+        print(
+            "(embedded server: it runs while a delightbridge process uses it)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+async def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_pool(settings, max_size=2) as pool:
+        rows = await pool.fetch(query("services_status"))
+    print(f"database ready ({len(migrations.available())} migrations applied)")
+    if not rows:
+        print("no services yet: connect a Gmail mailbox to start syncing")
+    for row in rows:
+        print(
+            f"  {row['id']:<24} {row['email']:<32} {row['sync_state']:<12} "
+            f"threads={row['threads']} messages={row['messages']} "
+            f"cursor={row['last_history_id'] or '-'}"
+        )
+    return 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("migrate", "apply database migrations and exit", _migrate),
+    Command("db-url", "print the database URL in use", _db_url),
+    Command("demo", "run locally on embedded defaults (for now: migrate and show status)", _demo),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="delightbridge",
+        description="DelightBridge Sync: Gmail mailboxes mirrored into PostgreSQL.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        if command.configure:
+            command.configure(child)
+        child.set_defaults(handler=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"delightbridge: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings)
+    handler: Handler = args.handler
+    try:
+        return asyncio.run(handler(settings, args))
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as exc:
+        print(f"delightbridge: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except DelightBridgeError as exc:
+        print(f"delightbridge: {logs.scrub(str(exc))}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The one hierarchy of domain exceptions.
+
+Every layer raises these; only ``api/`` turns them into HTTP statuses and only the
+CLI turns them into exit codes. Messages are written for humans and never carry a
+secret (token, cookie, password).
+"""
+
+from __future__ import annotations
+
+
+class DelightBridgeError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    code = "internal"
+
+
+class ConfigError(DelightBridgeError):
+    """A setting is missing or invalid. The message names the variable."""
+
+    code = "invalid_config"
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"{variable}: {problem}")
+
+
+class DatabaseError(DelightBridgeError):
+    """The database could not be reached or refused a statement."""
+
+    code = "database_error"
+
+
+class MigrationError(DatabaseError):
+    """The schema could not be brought up to date safely."""
+
+    code = "migration_error"
+
+
+class ServiceNotFound(DelightBridgeError):
+    """No service (gmail_accounts row) has the given id or address."""
+
+    code = "service_not_found"
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        super().__init__(f"No service {service!r} exists.")
+
+
+class ServiceNotConnected(DelightBridgeError):
+    """The service has no usable Gmail authorisation (never connected, or revoked)."""
+
+    code = "service_not_connected"
+
+    def __init__(self, service_id: str, reason: str | None = None) -> None:
+        self.service_id = service_id
+        self.reason = reason
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"Service {service_id!r} is not connected to Gmail{detail}.")
+
+
+class SyncInProgress(DelightBridgeError):
+    """Another sync of the same service holds its lock."""
+
+    code = "sync_in_progress"
+
+    def __init__(self, service_id: str) -> None:
+        self.service_id = service_id
+        super().__init__(f"A sync of service {service_id!r} is already running.")

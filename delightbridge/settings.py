@@ -1,0 +1,286 @@
+"""One typed settings object, read from the environment and an optional ``.env`` file.
+
+Every variable is declared once in ``_VARIABLES`` with its parser and default; the
+README and ``.env.example`` document the same list (a test keeps them in step).
+An invalid value raises :class:`ConfigError` naming the variable, never echoing a
+secret's value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from delightbridge.errors import ConfigError
+
+LogFormat = Literal["json", "text"]
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_RESOURCE_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
+_EMAIL_RE = re.compile(r"^[^@\s,]+@[^@\s,]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Configuration of every DelightBridge Sync process."""
+
+    database_url: str | None = None
+    auth_secret: str | None = field(default=None, repr=False)
+    admin_emails: frozenset[str] = frozenset()
+    google_client_id: str | None = None
+    google_client_secret: str | None = field(default=None, repr=False)
+    google_oauth_token_uri: str = "https://oauth2.googleapis.com/token"
+    gmail_api_endpoint: str = "https://gmail.googleapis.com"
+    gmail_batch_size: int = 50
+    pubsub_project: str = "delightbridge-local"
+    pubsub_topic: str = "gmail-push"
+    pubsub_subscription: str = "gmail-push-sync"
+    pubsub_emulator_host: str | None = None
+    token_encryption_key: bytes | None = field(default=None, repr=False)
+    log_level: str = "INFO"
+    log_format: LogFormat = "json"
+    data_dir: Path = Path(".delightbridge")
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        env_file: Path | None = None,
+    ) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
+
+        The file is ``DELIGHTBRIDGE_ENV_FILE`` when set (it must exist), else ``./.env``
+        when present. Real environment variables win over the file.
+        """
+        env = dict(os.environ if environ is None else environ)
+        merged = {**_read_env_file(env, env_file), **env}
+        values: dict[str, Any] = {}
+        for var in _VARIABLES:
+            raw = merged.get(var.name)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[var.attr] = var.parse(raw.strip())
+            except ValueError as exc:
+                raise ConfigError(var.name, str(exc)) from None
+        if "log_format" not in values:
+            values["log_format"] = "text" if _stderr_is_tty() else "json"
+        return cls(**values)
+
+    @property
+    def gmail_base_url(self) -> str:
+        """Root of Gmail's REST paths: ``<endpoint>/gmail/v1/``."""
+        return f"{self.gmail_api_endpoint}/gmail/v1/"
+
+    @property
+    def gmail_batch_uri(self) -> str:
+        """Gmail's batch endpoint under the configured base: ``<endpoint>/batch/gmail/v1``."""
+        return f"{self.gmail_api_endpoint}/batch/gmail/v1"
+
+    @property
+    def topic_path(self) -> str:
+        return _resource_path(self.pubsub_project, "topics", self.pubsub_topic)
+
+    @property
+    def subscription_path(self) -> str:
+        return _resource_path(self.pubsub_project, "subscriptions", self.pubsub_subscription)
+
+    def secret_values(self) -> list[str]:
+        """Values that must never appear in a log line."""
+        secrets = [self.auth_secret, self.google_client_secret]
+        if self.token_encryption_key is not None:
+            secrets.append(base64.urlsafe_b64encode(self.token_encryption_key).decode())
+            secrets.append(base64.b64encode(self.token_encryption_key).decode())
+        password = urlsplit(self.database_url).password if self.database_url else None
+        secrets.append(password)
+        return [s for s in secrets if s]
+
+
+# --- parsers: each takes the stripped raw value and raises ValueError(problem) --------
+
+
+def _postgres_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError("must be a postgresql:// URL")
+    if not parts.path.strip("/") and "dbname=" not in parts.query:
+        raise ValueError("must name a database (postgresql://user@host:5432/dbname)")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL, got {raw!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query string or fragment")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return raw.rstrip("/")
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"must be an integer from {low} to {high}, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _emails(raw: str) -> frozenset[str]:
+    items = [item for item in re.split(r"[,\s]+", raw) if item]
+    bad = [item for item in items if not _EMAIL_RE.match(item)]
+    if bad:
+        raise ValueError(f"must be comma-separated email addresses; {bad[0]!r} is not one")
+    return frozenset(item.lower() for item in items)
+
+
+def _plain(raw: str) -> str:
+    return raw
+
+
+def _aes_key(raw: str) -> bytes:
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        key = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64 (standard or URL-safe)") from None
+    if len(key) != 32:
+        raise ValueError(f"must decode to 32 bytes for AES-256-GCM, got {len(key)}")
+    return key
+
+
+def _project(raw: str) -> str:
+    if not _PROJECT_RE.match(raw):
+        raise ValueError(f"is not a Google Cloud project id: {raw!r}")
+    return raw
+
+
+def _resource(kind: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        match = re.fullmatch(rf"projects/([^/]+)/{kind}/([^/]+)", raw)
+        name = match.group(2) if match else raw
+        if match and not _PROJECT_RE.match(match.group(1)):
+            raise ValueError(f"names an invalid project in {raw!r}")
+        if not _RESOURCE_ID_RE.match(name) or name.lower().startswith("goog"):
+            raise ValueError(f"is not a valid Pub/Sub {kind[:-1]} name: {raw!r}")
+        return raw
+
+    return parse
+
+
+def _host_port(raw: str) -> str:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be host:port, got {raw!r}")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
+def _log_format(raw: str) -> str:
+    value = raw.lower()
+    if value not in ("json", "text"):
+        raise ValueError(f"must be json or text, got {raw!r}")
+    return value
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+@dataclass(frozen=True, slots=True)
+class _Var:
+    name: str
+    attr: str
+    parse: Callable[[str], Any]
+    doc: str
+
+
+_VARIABLES: tuple[_Var, ...] = (
+    _Var("DATABASE_URL", "database_url", _postgres_url,
+         "PostgreSQL URL; unset starts an embedded server under DELIGHTBRIDGE_DATA_DIR"),
+    _Var("AUTH_SECRET", "auth_secret", _plain,
+         "the web app's Auth.js secret, to read its admin session cookies"),
+    _Var("ADMIN_EMAILS", "admin_emails", _emails,
+         "comma-separated addresses treated as admins besides users.permission='admin'"),
+    _Var("GOOGLE_CLIENT_ID", "google_client_id", _plain, "OAuth client id"),
+    _Var("GOOGLE_CLIENT_SECRET", "google_client_secret", _plain, "OAuth client secret"),
+    _Var("GOOGLE_OAUTH_TOKEN_URI", "google_oauth_token_uri", _http_url,
+         "OAuth token endpoint"),
+    _Var("GMAIL_API_ENDPOINT", "gmail_api_endpoint", _http_url,
+         "Gmail API base URL (may carry a path prefix)"),
+    _Var("GMAIL_BATCH_SIZE", "gmail_batch_size", _int_between(1, 100),
+         "requests per Gmail batch call; 1 disables batching"),
+    _Var("PUBSUB_PROJECT", "pubsub_project", _project, "Google Cloud project of the topic"),
+    _Var("PUBSUB_TOPIC", "pubsub_topic", _resource("topics"),
+         "topic Gmail publishes to (id or projects/P/topics/T)"),
+    _Var("PUBSUB_SUBSCRIPTION", "pubsub_subscription", _resource("subscriptions"),
+         "subscription the consumer pulls (id or projects/P/subscriptions/S)"),
+    _Var("PUBSUB_EMULATOR_HOST", "pubsub_emulator_host", _host_port,
+         "host:port of the Pub/Sub emulator, standard for Google's clients"),
+    _Var("TOKEN_ENCRYPTION_KEY", "token_encryption_key", _aes_key,
+         "32 bytes, base64: encrypts OAuth tokens at rest with AES-256-GCM"),
+    _Var("LOG_LEVEL", "log_level", _log_level, "DEBUG, INFO, WARNING, ERROR"),
+    _Var("LOG_FORMAT", "log_format", _log_format,
+         "json or text; default text on a terminal, json otherwise"),
+    _Var("DELIGHTBRIDGE_DATA_DIR", "data_dir", _path,
+         "local state (embedded PostgreSQL data); default ./.delightbridge"),
+)
+
+ENV_FILE_VARIABLE = "DELIGHTBRIDGE_ENV_FILE"
+
+
+def variable_names() -> list[str]:
+    """Every environment variable the settings read, in documentation order."""
+    return [var.name for var in _VARIABLES]
+
+
+def _read_env_file(env: Mapping[str, str], env_file: Path | None) -> dict[str, str]:
+    if env_file is None and env.get(ENV_FILE_VARIABLE):
+        env_file = Path(env[ENV_FILE_VARIABLE])
+        if not env_file.is_file():
+            raise ConfigError(ENV_FILE_VARIABLE, f"no such file: {env_file}")
+    if env_file is None:
+        env_file = Path(".env")
+        if not env_file.is_file():
+            return {}
+    return {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+
+
+def _resource_path(project: str, kind: str, name: str) -> str:
+    return name if name.startswith("projects/") else f"projects/{project}/{kind}/{name}"
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False

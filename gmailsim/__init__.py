@@ -1,0 +1,1 @@
+"""A stateful Gmail API v1 simulator (aiohttp) for tests, the demo and benchmarks."""

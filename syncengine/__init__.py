@@ -1,0 +1,1 @@
+"""The sync engine: Gmail client, full and incremental sync, shared by api and consumer."""
