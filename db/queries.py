@@ -1,7 +1,8 @@
-"""Named SQL queries, loaded once from ``queries.sql`` (procrastinate's layout).
+"""Named SQL queries, loaded once from ``db/sql/*.sql`` (procrastinate's layout).
 
-``query("name")`` returns the statement; an unknown name raises ``KeyError`` at the
-call site's first run, and ``tests/db/test_queries.py`` prepares every statement
+Each file groups the statements of one concept under ``-- name: x`` headers; names
+are unique across files. ``query("name")`` returns the statement; an unknown name
+raises ``KeyError``, and ``tests/db/test_queries.py`` prepares every statement
 against a migrated database so that a typo fails the suite, not production.
 """
 
@@ -33,12 +34,20 @@ def parse(text: str) -> dict[str, str]:
 
 @cache
 def all_queries() -> Mapping[str, str]:
-    text = files("db").joinpath("queries.sql").read_text(encoding="utf-8")
-    return MappingProxyType(parse(text))
+    found: dict[str, str] = {}
+    sql_dir = files("db").joinpath("sql")
+    for entry in sorted(sql_dir.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        for name, sql in parse(entry.read_text(encoding="utf-8")).items():
+            if name in found:
+                raise ValueError(f"query {name!r} is defined in two files under db/sql")
+            found[name] = sql
+    return MappingProxyType(found)
 
 
 def query(name: str) -> str:
     try:
         return all_queries()[name]
     except KeyError:
-        raise KeyError(f"no SQL query named {name!r} in db/queries.sql") from None
+        raise KeyError(f"no SQL query named {name!r} under db/sql") from None

@@ -1,0 +1,25 @@
+-- Schema migration bookkeeping (db/migrate.py).
+-- Named, parameterised statements ($1…), loaded by db/queries.py.
+
+-- name: migrations_create_table
+CREATE TABLE IF NOT EXISTS sync_schema_migrations (
+    version     text PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: migrations_lock
+SELECT pg_advisory_lock($1::bigint)
+
+-- name: migrations_unlock
+SELECT pg_advisory_unlock($1::bigint)
+
+-- name: migrations_applied
+SELECT version, name, checksum FROM sync_schema_migrations ORDER BY version
+
+-- name: migrations_table_exists
+SELECT to_regclass('sync_schema_migrations') IS NOT NULL
+
+-- name: migrations_record
+INSERT INTO sync_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)

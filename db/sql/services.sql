@@ -1,0 +1,11 @@
+-- Services: the gmail_accounts rows and their sync and watch state.
+-- Named, parameterised statements ($1…), loaded by db/queries.py.
+
+-- name: services_status
+SELECT a.id, a.name, a.email, a.sync_state, a.last_history_id, a.last_synced_at,
+       a.watch_expires_at, a.disconnected_reason, a.last_sync_error,
+       (SELECT count(*) FROM email_threads t WHERE t.account_id = a.id) AS threads,
+       (SELECT count(*) FROM emails e JOIN email_threads t ON t.id = e.thread_id
+         WHERE t.account_id = a.id) AS messages
+FROM gmail_accounts a
+ORDER BY a.created_at, a.id
