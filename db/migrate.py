@@ -17,6 +17,7 @@ from importlib.resources import files
 import asyncpg
 
 from db.queries import query
+from db.types import Connection
 from delightbridge.errors import MigrationError
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def available() -> list[Migration]:
     return found
 
 
-async def pending(conn: asyncpg.Connection) -> list[str]:
+async def pending(conn: Connection) -> list[str]:
     """Versions not yet applied (for readiness checks); takes no lock."""
     if not await conn.fetchval(query("migrations_table_exists")):
         return [m.version for m in available()]
@@ -59,7 +60,7 @@ async def pending(conn: asyncpg.Connection) -> list[str]:
     return [m.version for m in available() if m.version not in applied]
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: Connection) -> list[str]:
     """Bring the schema up to date; return the versions applied by this call."""
     await conn.execute(query("migrations_lock"), MIGRATION_LOCK_KEY)
     try:

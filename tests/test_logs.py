@@ -1,0 +1,75 @@
+"""Logging: one JSON object per line, extras kept, secrets never written."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from delightbridge import logs
+from delightbridge.settings import Settings
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    settings = Settings(
+        auth_secret="auth-secret-value-123456", google_client_secret="client-secret-xyz",
+        log_format="json",
+    )
+    logs.configure(settings, stream)
+    yield stream
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_carry_extras(captured: io.StringIO) -> None:
+    logging.getLogger("t").info("synced %d", 3, extra={"action": "sync.done", "service": "s1"})
+    [line] = _lines(captured)
+    assert line["message"] == "synced 3"
+    assert line["action"] == "sync.done"
+    assert line["service"] == "s1"
+    assert line["level"] == "info"
+    assert line["logger"] == "t"
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        "Authorization: Bearer ya29.a0AfH6SMBxyzsecret",
+        "cookie authjs.session-token=eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2Q0JDLUhTNTEyIn0..abc.def.ghi",
+        '{"refresh_token": "1//0gLongRefreshTokenValue"}',
+        "callback?state=s&code=4/0AVG7fiQ-secret-code",
+        "configured secret auth-secret-value-123456 appeared",
+        "and client-secret-xyz too",
+    ],
+)
+def test_secrets_are_redacted_in_messages_extras_and_tracebacks(
+    captured: io.StringIO, leak: str
+) -> None:
+    log = logging.getLogger("t")
+    log.warning("message: %s", leak, extra={"detail": leak})
+    try:
+        raise RuntimeError(leak)
+    except RuntimeError:
+        log.exception("failed")
+    text = captured.getvalue()
+    for fragment in ("ya29.a0AfH6", "eyJhbGci", "1//0gLong", "4/0AVG7", "auth-secret-value",
+                     "client-secret-xyz"):
+        assert fragment not in text
+    assert logs.REDACTED in text
+
+
+def test_runtime_secrets_can_be_registered(captured: io.StringIO) -> None:
+    logs.secrets.add("opaque-token-from-somewhere")
+    logging.getLogger("t").info("got opaque-token-from-somewhere")
+    assert "opaque-token" not in captured.getvalue()
