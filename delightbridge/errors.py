@@ -67,3 +67,60 @@ class SyncInProgress(DelightBridgeError):
     def __init__(self, service_id: str) -> None:
         self.service_id = service_id
         super().__init__(f"A sync of service {service_id!r} is already running.")
+
+
+class TokenDecryptionError(DelightBridgeError):
+    """A stored token is encrypted but cannot be decrypted with the configured key."""
+
+    code = "token_decryption_failed"
+
+
+class GmailError(DelightBridgeError):
+    """Gmail answered with an error that retrying will not fix (or retries ran out).
+
+    ``retry_after`` is the wait, in seconds, Gmail asked for (or the backoff the client
+    would have used next), for callers that pass it on (HTTP Retry-After, Pub/Sub nack).
+    """
+
+    code = "gmail_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class GmailQuotaExceeded(GmailError):
+    """Gmail kept rate-limiting (429 / 403 rate reasons) after every retry."""
+
+    code = "gmail_quota_exceeded"
+
+
+class GmailUnavailable(GmailError):
+    """Gmail kept failing (5xx, timeouts, connection errors) after every retry."""
+
+    code = "gmail_unavailable"
+
+
+class HistoryExpired(GmailError):
+    """history.list answered 404: the stored cursor is older than Gmail keeps history."""
+
+    code = "history_expired"
+
+
+class OAuthRefused(DelightBridgeError):
+    """Google refused the refresh token (invalid_grant): the service must reconnect."""
+
+    code = "oauth_refused"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Google refused the refresh token: {reason}")

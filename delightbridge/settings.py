@@ -42,6 +42,8 @@ class Settings:
     google_oauth_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105
     gmail_api_endpoint: str = "https://gmail.googleapis.com"
     gmail_batch_size: int = 50
+    gmail_quota_units_per_second: int = 250
+    gmail_fetch_concurrency: int = 4
     pubsub_project: str = "delightbridge-local"
     pubsub_topic: str = "gmail-push"
     pubsub_subscription: str = "gmail-push-sync"
@@ -239,6 +241,11 @@ _VARIABLES: tuple[_Var, ...] = (
          "Gmail API base URL (may carry a path prefix)"),
     _Var("GMAIL_BATCH_SIZE", "gmail_batch_size", _int_between(1, 100),
          "requests per Gmail batch call; 1 disables batching"),
+    _Var("GMAIL_QUOTA_UNITS_PER_SECOND", "gmail_quota_units_per_second",
+         _int_between(1, 100_000),
+         "per-mailbox quota budget the client paces itself to (Gmail's default: 250)"),
+    _Var("GMAIL_FETCH_CONCURRENCY", "gmail_fetch_concurrency", _int_between(1, 64),
+         "batches (or single calls) in flight per mailbox"),
     _Var("PUBSUB_PROJECT", "pubsub_project", _project, "Google Cloud project of the topic"),
     _Var("PUBSUB_TOPIC", "pubsub_topic", _resource("topics"),
          "topic Gmail publishes to (id or projects/P/topics/T)"),

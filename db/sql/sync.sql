@@ -1,0 +1,173 @@
+-- The sync engine: per-service lock, runs, cursor, tokens, messages and threads.
+-- Named, parameterised statements ($1…), loaded by db/queries.py.
+
+-- ---------------------------------------------------------------- service
+
+-- name: sync_service
+SELECT id, email, access_token, access_token_expires_at, refresh_token, last_history_id,
+       disconnected_reason
+FROM gmail_accounts WHERE id = $1
+
+-- name: sync_store_access_token
+UPDATE gmail_accounts SET access_token = $2, access_token_expires_at = $3 WHERE id = $1
+
+-- Only the refresh token that Google refused is cleared: a reconnect that stored a new
+-- one meanwhile is kept.
+-- name: sync_disconnect
+UPDATE gmail_accounts
+SET refresh_token = NULL, access_token = NULL, access_token_expires_at = NULL,
+    disconnected_reason = $3, disconnected_at = now()
+WHERE id = $1 AND refresh_token = $2
+
+-- The cursor only moves forward, compared as numbers; a non-numeric value left by
+-- anything else counts as no cursor.
+-- name: sync_advance_cursor
+UPDATE gmail_accounts SET last_history_id = $2::numeric::text
+WHERE id = $1
+  AND (last_history_id IS NULL OR last_history_id !~ '^[0-9]{1,20}$'
+       OR last_history_id::numeric < $2::numeric)
+
+-- name: sync_mark_succeeded
+UPDATE gmail_accounts
+SET last_synced_at = now(), last_sync_error = NULL, last_sync_error_at = NULL,
+    last_full_sync_at = CASE WHEN $2 THEN now() ELSE last_full_sync_at END
+WHERE id = $1
+
+-- name: sync_mark_failed
+UPDATE gmail_accounts SET last_sync_error = $2, last_sync_error_at = now() WHERE id = $1
+
+-- ---------------------------------------------------------------- lock
+
+-- name: sync_try_lock
+SELECT pg_try_advisory_lock($1::int, hashtext($2))
+
+-- name: sync_lock
+SELECT pg_advisory_lock($1::int, hashtext($2))
+
+-- name: sync_unlock
+SELECT pg_advisory_unlock($1::int, hashtext($2))
+
+-- name: sync_set_lock_timeout
+SELECT set_config('lock_timeout', $1, false)
+
+-- ---------------------------------------------------------------- runs
+
+-- name: sync_run_start
+INSERT INTO sync_runs (id, account_id, mode, trigger, start_history_id)
+VALUES ($1, $2, $3, $4, $5::numeric)
+
+-- A run still 'running' when its service's lock is free was interrupted (its process died).
+-- name: sync_run_interrupted
+UPDATE sync_runs SET status = 'failed', finished_at = now(), error_code = 'interrupted',
+       error = 'the process running this sync stopped before it finished'
+WHERE account_id = $1 AND status = 'running' AND id <> $2
+
+-- name: sync_run_progress
+UPDATE sync_runs
+SET progress = $2::jsonb, threads_processed = $3, messages_processed = $4,
+    messages_deleted = $5, mode = $6, fell_back_to_full = $7
+WHERE id = $1
+
+-- name: sync_run_finish
+UPDATE sync_runs
+SET status = $2, finished_at = now(), end_history_id = $3::numeric, threads_processed = $4,
+    messages_processed = $5, messages_deleted = $6, mode = $7, fell_back_to_full = $8,
+    error_code = $9, error = $10
+WHERE id = $1
+
+-- name: sync_run_get
+SELECT id, account_id, mode, trigger, status, fell_back_to_full, start_history_id::text,
+       end_history_id::text, threads_processed, messages_processed, messages_deleted,
+       progress, error_code, error, started_at, finished_at
+FROM sync_runs WHERE account_id = $1 AND id = $2
+
+-- name: sync_runs_recent
+SELECT id, account_id, mode, trigger, status, fell_back_to_full, start_history_id::text,
+       end_history_id::text, threads_processed, messages_processed, messages_deleted,
+       progress, error_code, error, started_at, finished_at
+FROM sync_runs WHERE account_id = $1 ORDER BY started_at DESC LIMIT $2
+
+-- ---------------------------------------------------------------- threads
+
+-- Creates missing thread rows with a provisional summary; the real one is written by
+-- sync_threads_update once the thread's messages are stored.
+-- name: sync_threads_ensure
+INSERT INTO email_threads (id, account_id, gmail_thread_id, subject, customer_email,
+                           customer_name, last_message_at)
+SELECT 'thread-' || $1 || '-' || g, $1, g, '', '', '', now()
+FROM unnest($2::text[]) AS g
+ON CONFLICT (account_id, gmail_thread_id) DO NOTHING
+
+-- name: sync_thread_ids
+SELECT gmail_thread_id, id FROM email_threads
+WHERE account_id = $1 AND gmail_thread_id = ANY($2::text[])
+
+-- name: sync_thread_members
+SELECT thread_id, gmail_message_id, direction::text AS direction, from_email, from_name,
+       to_email, label_ids, sent_at, subject
+FROM emails WHERE thread_id = ANY($1::text[])
+
+-- name: sync_threads_update
+UPDATE email_threads AS t
+SET subject = u.subject, customer_email = u.customer_email, customer_name = u.customer_name,
+    status = u.status::thread_status, is_read = u.is_read, last_message_at = u.last_message_at,
+    updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[],
+            $7::timestamp[])
+     AS u(id, subject, customer_email, customer_name, status, is_read, last_message_at)
+WHERE t.id = u.id
+  AND (t.subject, t.customer_email, t.customer_name, t.status::text, t.is_read,
+       t.last_message_at)
+      IS DISTINCT FROM
+      (u.subject, u.customer_email, u.customer_name, u.status, u.is_read, u.last_message_at)
+
+-- name: sync_threads_delete_empty
+DELETE FROM email_threads AS t
+WHERE t.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM emails e WHERE e.thread_id = t.id)
+RETURNING t.id
+
+-- ---------------------------------------------------------------- messages
+
+-- Keyed by Gmail's message id. A row of another service with the same Gmail id is
+-- never overwritten (the WHERE clause); the caller counts that as a conflict.
+-- name: sync_email_upsert
+INSERT INTO emails (id, thread_id, gmail_message_id, rfc_message_id, in_reply_to, "references",
+                    from_email, from_name, to_email, body, direction, sent_at, subject,
+                    cc_email, bcc_email, reply_to, body_text, snippet, label_ids, attachments,
+                    history_id, size_estimate, content_hash, parse_problems, synced_run_id,
+                    updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::email_direction, $12, $13, $14, $15, $16,
+        $17, $18, $19::text[], $20::jsonb, $21::numeric, $22, $23, $24::text[], $25, now())
+ON CONFLICT (gmail_message_id) DO UPDATE
+SET thread_id = EXCLUDED.thread_id, rfc_message_id = EXCLUDED.rfc_message_id,
+    in_reply_to = EXCLUDED.in_reply_to, "references" = EXCLUDED."references",
+    from_email = EXCLUDED.from_email, from_name = EXCLUDED.from_name,
+    to_email = EXCLUDED.to_email, body = EXCLUDED.body, direction = EXCLUDED.direction,
+    sent_at = EXCLUDED.sent_at, subject = EXCLUDED.subject, cc_email = EXCLUDED.cc_email,
+    bcc_email = EXCLUDED.bcc_email, reply_to = EXCLUDED.reply_to,
+    body_text = EXCLUDED.body_text, snippet = EXCLUDED.snippet,
+    label_ids = EXCLUDED.label_ids, attachments = EXCLUDED.attachments,
+    history_id = EXCLUDED.history_id, size_estimate = EXCLUDED.size_estimate,
+    content_hash = EXCLUDED.content_hash, parse_problems = EXCLUDED.parse_problems,
+    synced_run_id = EXCLUDED.synced_run_id, updated_at = now()
+WHERE emails.thread_id = EXCLUDED.thread_id
+   OR emails.thread_id IN (SELECT id FROM email_threads WHERE account_id = $26)
+
+-- name: sync_emails_delete
+DELETE FROM emails AS e USING email_threads AS t
+WHERE t.id = e.thread_id AND t.account_id = $1 AND e.gmail_message_id = ANY($2::text[])
+RETURNING e.thread_id
+
+-- What a full sync did not write is what the mailbox no longer has.
+-- name: sync_emails_delete_unseen
+DELETE FROM emails AS e USING email_threads AS t
+WHERE t.id = e.thread_id AND t.account_id = $1 AND e.synced_run_id IS DISTINCT FROM $2
+RETURNING e.thread_id
+
+-- name: sync_threads_delete_all_empty
+DELETE FROM email_threads AS t
+WHERE t.account_id = $1 AND NOT EXISTS (SELECT 1 FROM emails e WHERE e.thread_id = t.id)
+
+-- name: sync_known_message_ids
+SELECT e.gmail_message_id FROM emails e JOIN email_threads t ON t.id = e.thread_id
+WHERE t.account_id = $1 AND e.gmail_message_id = ANY($2::text[])

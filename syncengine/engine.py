@@ -1,0 +1,221 @@
+"""The sync engine's entry point, shared by the API, the consumer and the CLI.
+
+``SyncEngine.sync(service_id, mode=..., trigger=...)`` takes the service's lock, opens
+a ``sync_runs`` row, runs a full or incremental sync with the service's Gmail client,
+and records the outcome on the run and the service. No stored cursor, or a cursor
+Gmail no longer has history for (404), means a full sync, recorded as a fallback.
+``invalid_grant`` disconnects the service (its data stays) and raises
+:class:`ServiceNotConnected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+import asyncpg
+
+from db.queries import query
+from delightbridge import logs
+from delightbridge.errors import (
+    DelightBridgeError,
+    HistoryExpired,
+    OAuthRefused,
+    ServiceNotConnected,
+    ServiceNotFound,
+)
+from delightbridge.settings import Settings
+from syncengine import crypto
+from syncengine.context import SyncContext
+from syncengine.full import run_full
+from syncengine.gmail.calls import CallBuilder, call_builder
+from syncengine.gmail.client import GmailClient
+from syncengine.gmail.oauth import AccessToken, OAuthClient, ServiceTokens
+from syncengine.gmail.pacing import QuotaPacer
+from syncengine.gmail.retry import RetryPolicy
+from syncengine.incremental import run_incremental
+from syncengine.lock import service_lock
+from syncengine.runs import Mode, Progress, Run, SyncResult, Trigger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    gmail_api_endpoint: str
+    batch_uri: str
+    batch_size: int
+    oauth: OAuthClient
+    token_key: bytes | None
+    units_per_second: float
+    concurrency: int = 4
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pace_fraction: float = 0.95  # headroom under the quota so pacing never provokes 429s
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> EngineConfig:
+        config = cls(
+            gmail_api_endpoint=settings.gmail_api_endpoint,
+            batch_uri=settings.gmail_batch_uri,
+            batch_size=settings.gmail_batch_size,
+            oauth=OAuthClient(settings.google_oauth_token_uri, settings.google_client_id or "",
+                              settings.google_client_secret or ""),
+            token_key=settings.token_encryption_key,
+            units_per_second=settings.gmail_quota_units_per_second,
+            concurrency=settings.gmail_fetch_concurrency,
+        )
+        return cls(**{**{f: getattr(config, f) for f in cls.__dataclass_fields__}, **overrides})
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRow:
+    id: str
+    email: str
+    refresh_token: str
+    stored_refresh_token: str  # as the row holds it (maybe sealed), to clear exactly it
+    access_token: AccessToken | None
+    last_history_id: int | None
+
+
+class SyncEngine:
+    def __init__(self, pool: asyncpg.Pool, config: EngineConfig, session: aiohttp.ClientSession,
+                 calls: CallBuilder) -> None:
+        self.pool = pool
+        self.config = config
+        self._session = session
+        self._calls = calls
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, pool: asyncpg.Pool, config: EngineConfig) -> AsyncIterator[SyncEngine]:
+        calls = await call_builder(config.gmail_api_endpoint)
+        timeout = aiohttp.ClientTimeout(total=120, connect=15)
+        connector = aiohttp.TCPConnector(limit=100, limit_per_host=32)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            yield cls(pool, config, session, calls)
+
+    # ------------------------------------------------------------------ sync
+
+    async def sync(
+        self,
+        service_id: str,
+        *,
+        mode: Mode = "incremental",
+        trigger: Trigger,
+        wait: float | None = None,
+        run_id: uuid.UUID | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> SyncResult:
+        """Run one sync. ``wait``: seconds to wait for another sync's lock (None: fail)."""
+        await self._load(service_id)  # fail fast on unknown or disconnected services
+        async with service_lock(self.pool, service_id, wait=wait):
+            service = await self._load(service_id)  # the cursor may have moved meanwhile
+            run = Run(self.pool, service_id, mode, trigger, run_id, on_progress)
+            run.start_history_id = service.last_history_id
+            await run.start()
+            try:
+                await self._run(service, run)
+            except BaseException as exc:
+                await self._record_failure(service, run, exc)
+                if isinstance(exc, OAuthRefused):
+                    raise ServiceNotConnected(service_id, exc.reason) from None
+                raise
+            await run.finish()
+            await self.pool.execute(query("sync_mark_succeeded"), service_id, run.mode == "full")
+            result = run.result()
+            log.info("sync finished", extra={
+                "action": "sync.finished", "service": service_id, "mode": result.mode,
+                "trigger": trigger, "run": str(result.run_id),
+                "messages": result.messages_processed, "threads": result.threads_processed,
+                "history_id": result.history_id, "seconds": round(result.duration, 3)})
+            return result
+
+    async def _run(self, service: ServiceRow, run: Run) -> None:
+        ctx = SyncContext(self.pool, self.client_for(service), service.id, service.email, run)
+        if run.mode == "incremental" and service.last_history_id is None:
+            run.mode, run.fell_back_to_full = "full", True
+        if run.mode == "incremental":
+            assert service.last_history_id is not None
+            try:
+                await run_incremental(ctx, service.last_history_id)
+                return
+            except HistoryExpired:
+                log.warning("history expired: falling back to a full sync", extra={
+                    "action": "sync.history_expired", "service": service.id,
+                    "cursor": service.last_history_id})
+                run.mode, run.fell_back_to_full = "full", True
+                await run.save_progress()
+        await run_full(ctx)
+
+    async def _record_failure(self, service: ServiceRow, run: Run, exc: BaseException) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            code, message = "cancelled", "the sync was stopped before it finished"
+        elif isinstance(exc, DelightBridgeError):
+            code, message = exc.code, logs.scrub(str(exc))
+        else:
+            code, message = "internal", f"{type(exc).__name__}: {logs.scrub(str(exc))}"[:1000]
+        log.log(logging.INFO if code == "cancelled" else logging.ERROR, "sync failed: %s",
+                message, extra={"action": "sync.failed", "service": service.id,
+                                "run": str(run.id), "error_code": code})
+        try:
+            await run.finish(error_code=code, error=message)
+            if isinstance(exc, OAuthRefused):
+                await asyncio.shield(self.pool.execute(
+                    query("sync_disconnect"), service.id, service.stored_refresh_token,
+                    exc.reason))
+            elif code != "cancelled":
+                await asyncio.shield(self.pool.execute(query("sync_mark_failed"), service.id,
+                                                       f"{code}: {message}"))
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+            log.exception("could not record the failed sync", extra={
+                "action": "sync.record_failed", "service": service.id})
+
+    # ------------------------------------------------------------------ services
+
+    async def _load(self, service_id: str) -> ServiceRow:
+        row = await self.pool.fetchrow(query("sync_service"), service_id)
+        if row is None:
+            raise ServiceNotFound(service_id)
+        if not row["refresh_token"]:
+            raise ServiceNotConnected(service_id, row["disconnected_reason"])
+        key = self.config.token_key
+        refresh = crypto.unseal(row["refresh_token"], key, account_id=service_id,
+                                column="refresh_token")
+        access = None
+        if row["access_token"] and row["access_token_expires_at"]:
+            value = crypto.unseal(row["access_token"], key, account_id=service_id,
+                                  column="access_token")
+            access = AccessToken(value, row["access_token_expires_at"].timestamp())
+        cursor = row["last_history_id"]
+        return ServiceRow(
+            id=service_id, email=row["email"], refresh_token=refresh,
+            stored_refresh_token=row["refresh_token"], access_token=access,
+            last_history_id=int(cursor) if cursor and cursor.isdigit() else None,
+        )
+
+    def client_for(self, service: ServiceRow) -> GmailClient:
+        """A Gmail client for ``service`` (also used by watch renewal)."""
+        key = self.config.token_key
+
+        async def persist(token: AccessToken) -> None:
+            sealed = crypto.seal(token.value, key, account_id=service.id, column="access_token")
+            expires = datetime.fromtimestamp(token.expires_at, UTC)
+            await self.pool.execute(query("sync_store_access_token"), service.id, sealed, expires)
+
+        tokens = ServiceTokens(self._session, self.config.oauth, service.refresh_token,
+                               service.access_token, persist)
+        pacer = QuotaPacer(self.config.units_per_second * self.config.pace_fraction)
+        return GmailClient(
+            self._session, self._calls, tokens, pacer, batch_uri=self.config.batch_uri,
+            batch_size=self.config.batch_size, concurrency=self.config.concurrency,
+            policy=self.config.retry,
+        )
+
+    async def service(self, service_id: str) -> ServiceRow:
+        return await self._load(service_id)

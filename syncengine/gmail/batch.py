@@ -1,0 +1,102 @@
+"""Gmail's batch format: ``multipart/mixed`` of ``application/http`` parts.
+
+Encoding follows google-api-python-client's ``BatchHttpRequest`` (Content-ID
+``<base+N>``; the answer to part N carries ``<response-base+N>``); answers are matched
+by Content-ID, not position. Pure functions over bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from syncengine.gmail.calls import GmailCall
+
+MAX_BATCH = 100
+_BOUNDARY_RE = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
+_STATUS_RE = re.compile(rb"^HTTP/\d(?:\.\d)?\s+(\d{3})")
+_CONTENT_ID_RE = re.compile(r"<(?:response-)?([^>]+)>")
+
+
+@dataclass(frozen=True, slots=True)
+class PartResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class BatchFormatError(ValueError):
+    """The batch answer could not be read; the calls in it must be retried."""
+
+
+def encode(calls: Sequence[GmailCall]) -> tuple[str, bytes, list[str]]:
+    """(content type, body, content ids in call order) of one batch request."""
+    if not 0 < len(calls) <= MAX_BATCH:
+        raise ValueError(f"a batch holds 1 to {MAX_BATCH} calls, not {len(calls)}")
+    base = uuid.uuid4().hex
+    boundary = "===============" + uuid.uuid4().hex + "=="
+    ids = [f"{base}+{n}" for n in range(1, len(calls) + 1)]
+    out = bytearray()
+    for content_id, call in zip(ids, calls, strict=True):
+        parts = urlsplit(call.url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        out += f"--{boundary}\r\n".encode()
+        out += b"Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+        out += f"MIME-Version: 1.0\r\nContent-ID: <{content_id}>\r\n\r\n".encode()
+        out += f"{call.method} {target} HTTP/1.1\r\n".encode()
+        if call.body is not None:
+            out += b"Content-Type: application/json\r\n"
+            out += f"Content-Length: {len(call.body)}\r\n\r\n".encode()
+            out += call.body
+        else:
+            out += b"\r\n"
+        out += b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return f'multipart/mixed; boundary="{boundary}"', bytes(out), ids
+
+
+def _split_head(blob: bytes) -> tuple[bytes, bytes]:
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        head, found, rest = blob.partition(sep)
+        if found:
+            return head, rest
+    return blob, b""
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in head.decode("latin-1").splitlines():
+        name, colon, value = line.partition(":")
+        if colon:
+            headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def decode(content_type: str, body: bytes, ids: Sequence[str]) -> list[PartResponse]:
+    """Answers in the order of ``ids``; a missing or unreadable answer is an error."""
+    match = _BOUNDARY_RE.search(content_type)
+    if not match:
+        raise BatchFormatError(f"batch answer is not multipart: {content_type!r}")
+    delimiter = b"--" + match.group(1).encode()
+    by_id: dict[str, PartResponse] = {}
+    for raw in body.split(delimiter)[1:]:
+        if raw.startswith(b"--"):
+            break
+        head, rest = _split_head(raw.lstrip(b"\r\n"))
+        part_headers = _headers(head)
+        id_match = _CONTENT_ID_RE.search(part_headers.get("content-id", ""))
+        http_head, payload = _split_head(rest)
+        status = _STATUS_RE.match(http_head)
+        if not id_match or not status:
+            raise BatchFormatError("batch answer has a part without Content-ID or status line")
+        http_headers = _headers(http_head.partition(b"\n")[2])
+        if payload.endswith(b"\r\n"):
+            payload = payload[:-2]
+        by_id[id_match.group(1)] = PartResponse(int(status.group(1)), http_headers, payload)
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise BatchFormatError(f"batch answer lacks {len(missing)} of {len(ids)} parts")
+    return [by_id[i] for i in ids]

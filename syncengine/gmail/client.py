@@ -1,0 +1,310 @@
+"""The Gmail client of one service: paced, authorised, retried, batched.
+
+Every call pays its quota units to the service's :class:`QuotaPacer` before it is
+sent, carries a fresh bearer token (refreshed once on a 401), and is retried with
+tenacity when the answer is retryable (:mod:`syncengine.gmail.retry`). Message
+fetches go in batches of at most ``batch_size`` calls, several batches in flight;
+inside a batch, only the parts that failed transiently are sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from delightbridge.errors import (
+    GmailError,
+    GmailQuotaExceeded,
+    GmailUnavailable,
+    HistoryExpired,
+)
+from syncengine.gmail import batch as batch_format
+from syncengine.gmail.calls import CallBuilder, GmailCall, json_body
+from syncengine.gmail.oauth import ServiceTokens
+from syncengine.gmail.pacing import QuotaPacer
+from syncengine.gmail.retry import RetryPolicy, Verdict, classify, error_info, retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+Resource = dict[str, Any]
+
+
+class _Transient(Exception):
+    """A retryable answer; becomes GmailQuotaExceeded/GmailUnavailable when retries run out."""
+
+    def __init__(self, verdict: Verdict, message: str, *, status: int | None = None,
+                 reason: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+    def final(self) -> GmailError:
+        kind = GmailQuotaExceeded if self.verdict is Verdict.RATE_LIMITED else GmailUnavailable
+        return kind(f"Gmail {self}: giving up after retries", status=self.status,
+                    reason=self.reason, retry_after=self.retry_after or 1.0)
+
+
+@dataclass
+class ClientStats:
+    calls: Counter[str] = field(default_factory=Counter)
+    units: int = 0
+    http_requests: int = 0
+    retries: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class GmailClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        calls: CallBuilder,
+        tokens: ServiceTokens,
+        pacer: QuotaPacer,
+        *,
+        batch_uri: str,
+        batch_size: int = 50,
+        concurrency: int = 4,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.calls = calls
+        self._session = session
+        self._tokens = tokens
+        self._pacer = pacer
+        self._batch_uri = batch_uri
+        self._batch_size = max(1, min(batch_size, batch_format.MAX_BATCH))
+        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._policy = policy or RetryPolicy()
+        self.stats = ClientStats()
+
+    # ------------------------------------------------------------------ public calls
+
+    async def profile(self) -> Resource:
+        return await self.execute(self.calls.profile())
+
+    async def list_messages(self, page_token: str | None = None) -> Resource:
+        return await self.execute(self.calls.list_messages(page_token))
+
+    async def list_history(self, start_history_id: int, page_token: str | None = None
+                           ) -> Resource:
+        call = self.calls.list_history(start_history_id, page_token)
+        result = await self.execute_optional(call)
+        if result is None:
+            raise HistoryExpired(
+                f"history before {start_history_id} is no longer available", status=404
+            )
+        return result
+
+    async def watch(self, topic: str, label_ids: Sequence[str] = (),
+                    behavior: str | None = None) -> Resource:
+        return await self.execute(self.calls.watch(topic, label_ids, behavior))
+
+    async def stop(self) -> None:
+        await self.execute(self.calls.stop())
+
+    async def get_messages(self, ids: Sequence[str], *, format: str = "full"
+                           ) -> dict[str, Resource | None]:
+        """Current state of each message; None for those Gmail no longer has (404)."""
+        calls = [self.calls.get_message(i, format=format) for i in ids]
+        if self._batch_size == 1:
+            results = await asyncio.gather(*(self._bounded_single(c) for c in calls))
+        else:
+            chunks = [calls[i:i + self._batch_size] for i in range(0, len(calls), self._batch_size)]
+            parts = await asyncio.gather(*(self._batch(chunk) for chunk in chunks))
+            results = [r for part in parts for r in part]
+        return dict(zip(ids, results, strict=True))
+
+    # ------------------------------------------------------------------ single calls
+
+    async def _bounded_single(self, call: GmailCall) -> Resource | None:
+        async with self._slots:
+            return await self.execute_optional(call)
+
+    async def execute(self, call: GmailCall) -> Resource:
+        """Send ``call``; its JSON answer, or a typed error (404 included)."""
+        result = await self._execute(call, not_found_ok=False)
+        assert result is not None
+        return result
+
+    async def execute_optional(self, call: GmailCall) -> Resource | None:
+        """Like :meth:`execute`, but None when Gmail answers 404."""
+        return await self._execute(call, not_found_ok=True)
+
+    async def _execute(self, call: GmailCall, *, not_found_ok: bool) -> Resource | None:
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    answer = await self._send_authorised(call)
+                    return self._interpret(call, answer, not_found_ok)
+        except _Transient as exc:
+            raise exc.final() from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_after_attempt(self._policy.max_attempts)
+            | stop_after_delay(self._policy.max_elapsed),
+            wait=self._wait,
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = exc.retry_after if isinstance(exc, _Transient) else None
+        return self._policy.backoff(state.attempt_number, retry_after)
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+
+    async def _send_authorised(self, call: GmailCall) -> _Answer:
+        await self._pacer.acquire(call.cost)
+        self.stats.calls[call.name] += 1
+        self.stats.units += call.cost
+        token = await self._tokens.token()
+        answer = await self._http(call.method, call.url, token, call.body, "application/json")
+        if answer.status == 401:
+            token = await self._tokens.refreshed(token)
+            answer = await self._http(call.method, call.url, token, call.body, "application/json")
+        return answer
+
+    async def _http(self, method: str, url: str, token: str, body: bytes | None,
+                    content_type: str) -> _Answer:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        self.stats.http_requests += 1
+        try:
+            async with self._session.request(method, url, data=body, headers=headers) as resp:
+                payload = await resp.read()
+                return _Answer(resp.status, {k.lower(): v for k, v in resp.headers.items()},
+                               payload)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.stats.errors["connection"] += 1
+            raise _Transient(Verdict.UNAVAILABLE, f"connection failed ({type(exc).__name__})"
+                             ) from None
+
+    def _interpret(self, call: GmailCall, answer: _Answer, not_found_ok: bool
+                   ) -> Resource | None:
+        info = error_info(answer.body) if answer.status >= 400 else None
+        verdict = classify(answer.status, info.reason if info else None)
+        if verdict is Verdict.OK:
+            return json_body(answer.body)
+        assert info is not None
+        self.stats.errors[f"{answer.status}:{info.reason or ''}"] += 1
+        if verdict is Verdict.NOT_FOUND and not_found_ok:
+            return None
+        if verdict in (Verdict.RATE_LIMITED, Verdict.UNAVAILABLE):
+            retry_after = retry_after_seconds(answer.headers.get("retry-after"))
+            if verdict is Verdict.RATE_LIMITED:
+                self._pacer.penalize(retry_after or self._policy.initial)
+            raise _Transient(verdict, f"{call.name} answered {answer.status} {info.message}",
+                             status=answer.status, reason=info.reason, retry_after=retry_after)
+        self._fail(call, answer.status, info.reason, info.message)
+
+    @staticmethod
+    def _fail(call: GmailCall, status: int, reason: str | None, message: str) -> NoReturn:
+        raise GmailError(f"{call.name} failed: {status} {reason or ''} {message}".strip(),
+                         status=status, reason=reason)
+
+    # ------------------------------------------------------------------ batches
+
+    async def _batch(self, calls: list[GmailCall]) -> list[Resource | None]:
+        """Results in call order; parts that fail transiently are sent again."""
+        results: dict[int, Resource | None] = {}
+        pending = list(range(len(calls)))
+        started = time.monotonic()
+        attempt = 0
+        last: _Transient | None = None
+        while pending:
+            attempt += 1
+            if attempt > self._policy.max_attempts or (
+                attempt > 1 and time.monotonic() - started > self._policy.max_elapsed
+            ):
+                assert last is not None
+                raise last.final()
+            async with self._slots:
+                retry, last = await self._batch_round([calls[i] for i in pending], pending,
+                                                      results)
+            if retry:
+                self.stats.retries += 1
+                assert last is not None
+                await asyncio.sleep(self._policy.backoff(attempt, last.retry_after))
+            pending = retry
+        return [results[i] for i in range(len(calls))]
+
+    async def _batch_round(
+        self, calls: list[GmailCall], positions: list[int], results: dict[int, Resource | None]
+    ) -> tuple[list[int], _Transient | None]:
+        """Send one batch; store final results; return positions to retry."""
+        try:
+            answers = await self._send_batch(calls)
+        except _Transient as exc:
+            return positions, exc
+        retry: list[int] = []
+        last: _Transient | None = None
+        for position, call, answer in zip(positions, calls, answers, strict=True):
+            try:
+                results[position] = self._interpret(call, answer, not_found_ok=True)
+            except _Transient as exc:
+                retry.append(position)
+                last = exc
+        return retry, last
+
+    async def _send_batch(self, calls: list[GmailCall]) -> list[_Answer]:
+        if len(calls) == 1:
+            return [await self._send_authorised(calls[0])]
+        cost = sum(c.cost for c in calls)
+        await self._pacer.acquire(cost)
+        for call in calls:
+            self.stats.calls[call.name] += 1
+        self.stats.units += cost
+        content_type, body, ids = batch_format.encode(calls)
+        token = await self._tokens.token()
+        outer = await self._http("POST", self._batch_uri, token, body, content_type)
+        if outer.status == 401:
+            token = await self._tokens.refreshed(token)
+            outer = await self._http("POST", self._batch_uri, token, body, content_type)
+        if outer.status != 200:
+            info = error_info(outer.body)
+            verdict = classify(outer.status, info.reason)
+            if verdict in (Verdict.RATE_LIMITED, Verdict.UNAVAILABLE):
+                raise _Transient(verdict, f"batch answered {outer.status} {info.message}",
+                                 status=outer.status, reason=info.reason,
+                                 retry_after=retry_after_seconds(outer.headers.get("retry-after")))
+            raise GmailError(f"batch failed: {outer.status} {info.message}",
+                             status=outer.status, reason=info.reason)
+        try:
+            parts = batch_format.decode(outer.headers.get("content-type", ""), outer.body, ids)
+        except batch_format.BatchFormatError as exc:
+            raise _Transient(Verdict.UNAVAILABLE, str(exc)) from None
+        answers = [_Answer(p.status, p.headers, p.body) for p in parts]
+        if any(a.status == 401 for a in answers):
+            # The token expired between the outer call and a part: refresh, resend those.
+            await self._tokens.refreshed(token)
+            raise _Transient(Verdict.UNAVAILABLE, "batch part answered 401", status=401)
+        return answers
+

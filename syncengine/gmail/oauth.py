@@ -1,0 +1,114 @@
+"""OAuth 2.0 for one service: cached access tokens, refreshed before they expire.
+
+``ServiceTokens`` hands out the cached access token while it has more than
+``REFRESH_MARGIN`` left, refreshes it otherwise (and once more after a 401), with a
+lock so concurrent calls share one refresh. New tokens are persisted through a
+callback (the engine stores them, encrypted when configured). ``invalid_grant``
+raises :class:`OAuthRefused`; the caller marks the service disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from delightbridge import logs
+from delightbridge.errors import GmailUnavailable, OAuthRefused
+
+REFRESH_MARGIN = 120.0  # seconds before expiry at which a token counts as stale
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    token_uri: str
+    client_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    value: str
+    expires_at: float  # time.time() seconds
+
+
+async def refresh(
+    session: aiohttp.ClientSession, client: OAuthClient, refresh_token: str
+) -> AccessToken:
+    """Exchange a refresh token for a fresh access token."""
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "client_id": client.client_id,
+        "client_secret": client.client_secret,
+    }
+    try:
+        async with session.post(client.token_uri, data=form) as response:
+            status = response.status
+            try:
+                payload = await response.json(content_type=None)
+            except ValueError:
+                payload = {}
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise GmailUnavailable(f"OAuth token endpoint unreachable: {type(exc).__name__}") from None
+    if not isinstance(payload, dict):
+        payload = {}
+    if status == 200 and isinstance(payload.get("access_token"), str):
+        token = payload["access_token"]
+        logs.secrets.add(token)
+        expires_in = float(payload.get("expires_in", 3600))
+        return AccessToken(token, time.time() + expires_in)
+    error = str(payload.get("error", ""))
+    if error in ("invalid_grant", "unauthorized_client", "invalid_client"):
+        description = str(payload.get("error_description") or error)[:200]
+        raise OAuthRefused(logs.scrub(f"{error}: {description}"))
+    raise GmailUnavailable(
+        f"OAuth token endpoint answered {status} {error}".strip(), status=status,
+        retry_after=5.0,
+    )
+
+
+class ServiceTokens:
+    """Access tokens of one service."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        client: OAuthClient,
+        refresh_token: str,
+        cached: AccessToken | None,
+        persist: Callable[[AccessToken], Awaitable[None]],
+    ) -> None:
+        self._session = session
+        self._client = client
+        self._refresh_token = refresh_token
+        self._token = cached
+        self._persist = persist
+        self._lock = asyncio.Lock()
+        logs.secrets.add(refresh_token, cached.value if cached else None)
+
+    async def token(self) -> str:
+        current = self._token
+        if current and current.expires_at - time.time() > REFRESH_MARGIN:
+            return current.value
+        return await self._refresh(current.value if current else None)
+
+    async def refreshed(self, rejected: str) -> str:
+        """A new token after Gmail rejected ``rejected`` with 401."""
+        return await self._refresh(rejected, force=True)
+
+    async def _refresh(self, seen: str | None, *, force: bool = False) -> str:
+        async with self._lock:
+            current = self._token
+            # Another caller refreshed while we waited for the lock.
+            if current and current.value != seen and (
+                force or current.expires_at - time.time() > REFRESH_MARGIN
+            ):
+                return current.value
+            fresh = await refresh(self._session, self._client, self._refresh_token)
+            self._token = fresh
+            await self._persist(fresh)
+            return fresh.value

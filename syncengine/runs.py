@@ -1,0 +1,123 @@
+"""A sync run in progress: its counters, its ``sync_runs`` row, its result.
+
+Every run writes a ``sync_runs`` row when it starts, updates its progress as pages
+commit, and closes it with the outcome, whatever happens (the close is shielded from
+cancellation so a stopped worker still records why its run ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import asyncpg
+
+from db.queries import query
+from db.types import Connection
+
+Mode = Literal["full", "incremental"]
+Trigger = Literal["api", "notification", "poll", "connect", "cli", "repair"]
+MODES: tuple[Mode, ...] = ("full", "incremental")
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What a finished run did; the API returns it under the seed's names."""
+
+    run_id: uuid.UUID
+    service_id: str
+    mode: Mode
+    requested_mode: Mode
+    fell_back_to_full: bool
+    threads_processed: int
+    messages_processed: int
+    messages_deleted: int
+    start_history_id: int | None
+    history_id: int | None
+    duration: float
+
+
+@dataclass
+class Progress:
+    """Counters of a run, readable while it runs (progress bars, the runs endpoint)."""
+
+    phase: str = "starting"
+    listed: int = 0
+    fetched: int = 0
+    stored: int = 0
+    deleted: int = 0
+    skipped_gone: int = 0
+    conflicts: int = 0
+    threads: set[str] = field(default_factory=set)
+
+    def as_json(self) -> dict[str, object]:
+        return {"phase": self.phase, "listed": self.listed, "fetched": self.fetched,
+                "stored": self.stored, "deleted": self.deleted,
+                "skippedGone": self.skipped_gone, "conflicts": self.conflicts,
+                "threads": len(self.threads)}
+
+
+class Run:
+    def __init__(self, pool: asyncpg.Pool, service_id: str, requested: Mode, trigger: Trigger,
+                 run_id: uuid.UUID | None = None,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.pool = pool
+        self.id = run_id or uuid.uuid4()
+        self.service_id = service_id
+        self.requested: Mode = requested
+        self.mode: Mode = requested
+        self.trigger: Trigger = trigger
+        self.fell_back_to_full = False
+        self.start_history_id: int | None = None
+        self.end_history_id: int | None = None
+        self.progress = Progress()
+        self._on_progress = on_progress
+        self._started = time.monotonic()
+
+    async def start(self) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(query("sync_run_interrupted"), self.service_id, self.id)
+            await conn.execute(query("sync_run_start"), self.id, self.service_id, self.mode,
+                               self.trigger, _num(self.start_history_id))
+
+    def notify(self) -> None:
+        if self._on_progress:
+            self._on_progress(self.progress)
+
+    async def save_progress(self, conn: Connection | None = None) -> None:
+        p = self.progress
+        args = (self.id, json.dumps(p.as_json()), len(p.threads), p.stored + p.deleted,
+                p.deleted, self.mode, self.fell_back_to_full)
+        if conn is not None:
+            await conn.execute(query("sync_run_progress"), *args)
+        else:
+            await self.pool.execute(query("sync_run_progress"), *args)
+        self.notify()
+
+    async def finish(self, *, error_code: str | None = None, error: str | None = None) -> None:
+        p = self.progress
+        status = "failed" if error_code else "succeeded"
+        await asyncio.shield(self.pool.execute(
+            query("sync_run_finish"), self.id, status, _num(self.end_history_id),
+            len(p.threads), p.stored + p.deleted, p.deleted, self.mode, self.fell_back_to_full,
+            error_code, error,
+        ))
+
+    def result(self) -> SyncResult:
+        p = self.progress
+        return SyncResult(
+            run_id=self.id, service_id=self.service_id, mode=self.mode,
+            requested_mode=self.requested, fell_back_to_full=self.fell_back_to_full,
+            threads_processed=len(p.threads), messages_processed=p.stored + p.deleted,
+            messages_deleted=p.deleted, start_history_id=self.start_history_id,
+            history_id=self.end_history_id, duration=time.monotonic() - self._started,
+        )
+
+
+def _num(value: int | None) -> str | None:
+    return None if value is None else str(value)

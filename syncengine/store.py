@@ -1,0 +1,138 @@
+"""The engine's database edge: every write a sync makes, in one place.
+
+Callers hand it parsed messages and ids; it keeps threads consistent with their
+messages (the summary is :func:`syncengine.threads.summarize_thread`, a pure rule)
+and never moves the cursor backwards. Each public write runs in the transaction the
+caller opened, so a page of messages and the cursor commit together.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from db.queries import query
+from db.types import Connection
+from syncengine.parse import ParsedMessage
+from syncengine.threads import email_row_id, summarize_thread
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """An ``emails`` row as ``summarize_thread`` reads it."""
+
+    gmail_message_id: str
+    internal_date: datetime
+    label_ids: Sequence[str]
+    subject: str | None
+    from_email: str
+    from_name: str
+    to_email: str
+    direction: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    written: int
+    conflicts: int
+    threads: frozenset[str]  # email_threads.id touched
+
+
+async def store_messages(
+    conn: Connection,
+    account_id: str,
+    mailbox: str,
+    messages: Sequence[ParsedMessage],
+    run_id: uuid.UUID,
+) -> WriteResult:
+    """Insert or update ``messages`` (all mirrored) and refresh their threads."""
+    if not messages:
+        return WriteResult(0, 0, frozenset())
+    gmail_threads = sorted({m.gmail_thread_id for m in messages})
+    await conn.execute(query("sync_threads_ensure"), account_id, gmail_threads)
+    thread_ids = {
+        r["gmail_thread_id"]: r["id"]
+        for r in await conn.fetch(query("sync_thread_ids"), account_id, gmail_threads)
+    }
+    rows = [_email_row(account_id, thread_ids[m.gmail_thread_id], m, run_id) for m in messages]
+    await conn.executemany(query("sync_email_upsert"), rows)
+    touched = frozenset(thread_ids.values())
+    await refresh_threads(conn, mailbox, touched)
+    # A row of another service with the same Gmail id is left alone (the upsert's WHERE);
+    # such a message is not this account's afterwards: count it as a conflict.
+    conflicts = len(rows) - await _count_written(conn, account_id, messages)
+    return WriteResult(written=len(rows) - conflicts, conflicts=conflicts, threads=touched)
+
+
+async def _count_written(conn: Connection, account_id: str, messages: Sequence[ParsedMessage]
+                         ) -> int:
+    ids = [m.gmail_message_id for m in messages]
+    return len(await conn.fetch(query("sync_known_message_ids"), account_id, ids))
+
+
+def _email_row(account_id: str, thread_id: str, m: ParsedMessage, run_id: uuid.UUID
+               ) -> tuple[object, ...]:
+    return (
+        email_row_id(account_id, m.gmail_message_id), thread_id, m.gmail_message_id,
+        m.rfc_message_id, m.in_reply_to, m.references, m.from_email, m.from_name,
+        m.to_email, m.body_html, m.direction, m.sent_at, m.subject, m.cc_email, m.bcc_email,
+        m.reply_to_email, m.body_text, m.snippet, list(m.label_ids),
+        json.dumps(m.attachments_json), m.history_id, m.size_estimate, m.content_hash,
+        list(m.problems), run_id, account_id,
+    )
+
+
+async def delete_messages(conn: Connection, account_id: str, mailbox: str,
+                          gmail_ids: Iterable[str]) -> tuple[int, frozenset[str]]:
+    """Remove messages the mailbox no longer mirrors; refresh or drop their threads."""
+    ids = sorted(set(gmail_ids))
+    if not ids:
+        return 0, frozenset()
+    deleted = await conn.fetch(query("sync_emails_delete"), account_id, ids)
+    threads = frozenset(r["thread_id"] for r in deleted)
+    await refresh_threads(conn, mailbox, threads)
+    return len(deleted), threads
+
+
+async def delete_unseen(conn: Connection, account_id: str, mailbox: str, run_id: uuid.UUID
+                        ) -> tuple[int, frozenset[str]]:
+    """After a full sync: remove every message of the account that run did not write."""
+    deleted = await conn.fetch(query("sync_emails_delete_unseen"), account_id, run_id)
+    threads = frozenset(r["thread_id"] for r in deleted)
+    await refresh_threads(conn, mailbox, threads)
+    await conn.execute(query("sync_threads_delete_all_empty"), account_id)
+    return len(deleted), threads
+
+
+async def refresh_threads(conn: Connection, mailbox: str, thread_ids: Iterable[str]) -> None:
+    """Recompute each thread's summary from its stored messages; drop empty threads."""
+    ids = sorted(set(thread_ids))
+    if not ids:
+        return
+    members: dict[str, list[StoredMessage]] = defaultdict(list)
+    for r in await conn.fetch(query("sync_thread_members"), ids):
+        members[r["thread_id"]].append(StoredMessage(
+            gmail_message_id=r["gmail_message_id"] or "", internal_date=r["sent_at"],
+            label_ids=r["label_ids"], subject=r["subject"], from_email=r["from_email"],
+            from_name=r["from_name"], to_email=r["to_email"], direction=r["direction"],
+        ))
+    columns: list[list[object]] = [[] for _ in range(7)]
+    for thread_id, stored in members.items():
+        summary = summarize_thread(stored, mailbox)
+        values = (thread_id, summary.subject, summary.customer_email, summary.customer_name,
+                  summary.status, summary.is_read, summary.last_message_at)
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    if members:
+        await conn.execute(query("sync_threads_update"), *columns)
+    empty = [t for t in ids if t not in members]
+    if empty:
+        await conn.execute(query("sync_threads_delete_empty"), empty)
+
+
+async def advance_cursor(conn: Connection, account_id: str, history_id: int) -> None:
+    await conn.execute(query("sync_advance_cursor"), account_id, str(history_id))

@@ -1,0 +1,160 @@
+"""Pure parts of the Gmail client: retry decisions, batch codec, pacing, calls."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from syncengine.gmail import batch
+from syncengine.gmail.calls import COSTS, CallBuilder, GmailCall
+from syncengine.gmail.pacing import QuotaPacer
+from syncengine.gmail.retry import (
+    RetryPolicy,
+    Verdict,
+    classify,
+    error_info,
+    retry_after_seconds,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "verdict"),
+    [
+        (200, None, Verdict.OK),
+        (429, None, Verdict.RATE_LIMITED),
+        (429, "rateLimitExceeded", Verdict.RATE_LIMITED),
+        (403, "userRateLimitExceeded", Verdict.RATE_LIMITED),
+        (403, "rateLimitExceeded", Verdict.RATE_LIMITED),
+        (403, "insufficientPermissions", Verdict.FAILED),
+        (403, None, Verdict.FAILED),
+        (500, None, Verdict.UNAVAILABLE),
+        (502, None, Verdict.UNAVAILABLE),
+        (503, "backendError", Verdict.UNAVAILABLE),
+        (504, None, Verdict.UNAVAILABLE),
+        (501, None, Verdict.FAILED),
+        (401, "authError", Verdict.UNAUTHORIZED),
+        (404, "notFound", Verdict.NOT_FOUND),
+        (400, "invalidArgument", Verdict.FAILED),
+    ],
+)
+def test_classify(status: int, reason: str | None, verdict: Verdict) -> None:
+    assert classify(status, reason) is verdict
+
+
+def test_error_info_reads_google_envelope_and_tolerates_garbage() -> None:
+    body = (b'{"error": {"code": 403, "message": "Rate Limit Exceeded", "status": '
+            b'"PERMISSION_DENIED", "errors": [{"domain": "usageLimits", '
+            b'"reason": "userRateLimitExceeded", "message": "Rate Limit Exceeded"}]}}')
+    info = error_info(body)
+    assert (info.message, info.reason) == ("Rate Limit Exceeded", "userRateLimitExceeded")
+    assert error_info(b"<html>oops</html>").reason is None
+    assert error_info(b'{"error": "string"}').reason is None
+
+
+def test_retry_after_forms() -> None:
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+def test_backoff_grows_is_capped_starts_at_initial_and_honours_retry_after() -> None:
+    policy = RetryPolicy(initial=1.0, maximum=8.0)
+    rng = random.Random(1)
+    waits = [policy.backoff(n, rng=rng) for n in range(1, 10)]
+    assert all(1.0 <= w <= 8.0 for w in waits)
+    assert max(policy.backoff(1, rng=rng) for _ in range(50)) == 1.0  # first wait: exactly 1 s
+    assert max(policy.backoff(6, rng=rng) for _ in range(200)) > 4.0  # grows
+    assert policy.backoff(1, retry_after=20.0, rng=rng) == 20.0
+
+
+def _call(n: int) -> GmailCall:
+    return GmailCall("messages.get", "GET",
+                     f"http://h:1/prefix/gmail/v1/users/me/messages/{n:016x}?format=full")
+
+
+def test_batch_roundtrip_matches_answers_by_content_id_not_position() -> None:
+    calls = [_call(n) for n in range(3)]
+    content_type, body, ids = batch.encode(calls)
+    text = body.decode()
+    assert "GET /prefix/gmail/v1/users/me/messages/0000000000000001?format=full HTTP/1.1" in text
+    assert text.count("Content-Type: application/http") == 3
+    boundary = content_type.split('boundary="')[1].rstrip('"')
+    assert text.endswith(f"--{boundary}--\r\n")
+    # An answer in a different order, as Google's batch endpoint may send.
+    answer = "".join(
+        f"--resp\r\nContent-Type: application/http\r\nContent-ID: <response-{ids[i]}>\r\n\r\n"
+        f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\r\n{payload}\r\n"
+        for i, status, payload in [(2, 404, '{"error": {}}'), (0, 200, '{"id": "a"}'),
+                                   (1, 429, "{}")]
+    ) + "--resp--\r\n"
+    parts = batch.decode("multipart/mixed; boundary=resp", answer.encode(), ids)
+    assert [p.status for p in parts] == [200, 429, 404]
+    assert parts[0].body == b'{"id": "a"}'
+    assert parts[0].headers["content-type"] == "application/json"
+
+
+def test_batch_limits_and_broken_answers() -> None:
+    with pytest.raises(ValueError, match="1 to 100"):
+        batch.encode([_call(n) for n in range(101)])
+    _, _, ids = batch.encode([_call(1)])
+    with pytest.raises(batch.BatchFormatError, match="not multipart"):
+        batch.decode("application/json", b"{}", ids)
+    with pytest.raises(batch.BatchFormatError, match="lacks 1 of 1"):
+        batch.decode("multipart/mixed; boundary=b", b"--b--\r\n", ids)
+
+
+def test_calls_are_built_from_the_discovery_document_under_a_path_prefix() -> None:
+    builder = CallBuilder("http://127.0.0.1:8080/prefix")
+    get = builder.get_message("18c1", format="metadata")
+    assert get.method == "GET" and get.cost == 5
+    assert urlsplit(get.url).path == "/prefix/gmail/v1/users/me/messages/18c1"
+    history = builder.list_history(4200, "tok")
+    query = parse_qs(urlsplit(history.url).query)
+    assert query["startHistoryId"] == ["4200"] and query["pageToken"] == ["tok"]
+    assert query["historyTypes"] == ["messageAdded", "messageDeleted", "labelAdded",
+                                     "labelRemoved"]
+    assert history.cost == 2
+    watch = builder.watch("projects/p/topics/t", ["INBOX"])
+    assert watch.method == "POST" and watch.cost == 100
+    assert watch.body == b'{"topicName": "projects/p/topics/t", "labelIds": ["INBOX"], ' \
+                         b'"labelFilterBehavior": "include"}'
+    assert {c.name for c in (builder.profile(), builder.list_messages(), builder.stop(),
+                             builder.get_attachment("m", "a"))} <= set(COSTS)
+
+
+async def test_pacer_spends_no_faster_than_its_rate() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = QuotaPacer(250, clock=lambda: now[0], sleep=sleep)
+    for _ in range(10):
+        await pacer.acquire(250)  # a batch of 50 messages.get
+    # The first goes at once; each later one waits for the previous one's second.
+    assert now[0] == pytest.approx(9.0)
+    assert pacer.spent == 2500
+    # A rate-limit answer holds every call back for 5 s from now (the 1 s debt included).
+    pacer.penalize(5.0)
+    await pacer.acquire(5)
+    assert now[0] == pytest.approx(9.0 + 5.0)
+
+
+async def test_pacer_lets_small_calls_flow_at_the_rate() -> None:
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    pacer = QuotaPacer(100, clock=lambda: now[0], sleep=sleep)
+    for _ in range(101):
+        await pacer.acquire(1)
+    assert now[0] == pytest.approx(1.0)

@@ -1,0 +1,62 @@
+"""The history fold and token sealing."""
+
+from __future__ import annotations
+
+import pytest
+
+from delightbridge.errors import TokenDecryptionError
+from syncengine import crypto, history
+
+
+def _m(mid: str) -> dict[str, object]:
+    return {"message": {"id": mid, "threadId": "t"}}
+
+
+def test_plan_reads_current_state_of_touched_messages_and_deletes_deleted_ones() -> None:
+    records = [
+        {"id": "101", "messagesAdded": [_m("a"), _m("b")]},
+        {"id": "105", "labelsAdded": [{**_m("c"), "labelIds": ["STARRED"]}]},
+        {"id": "103", "labelsRemoved": [{**_m("a"), "labelIds": ["UNREAD"]}]},
+        {"id": "107", "messagesDeleted": [_m("b"), _m("z")]},
+        {"id": "108", "messages": [_m("ignored-without-type")]},
+    ]
+    plan = history.plan(records)
+    assert plan.fetch == {"a", "c"}
+    assert plan.delete == {"b", "z"}
+    assert plan.last_record_id == 108
+
+
+def test_plan_tolerates_odd_records() -> None:
+    plan = history.plan([{"id": "x"}, {"messagesAdded": [{"message": {}}, "junk", None]},
+                         {"labelsAdded": None}])
+    assert plan == history.HistoryPlan(frozenset(), frozenset(), None)
+
+
+KEY = bytes(range(32))
+
+
+def test_seal_roundtrip_and_plaintext_passthrough() -> None:
+    sealed = crypto.seal("1//refresh", KEY, account_id="svc", column="refresh_token")
+    assert sealed.startswith("enc:v1:") and "refresh" not in sealed
+    assert crypto.unseal(sealed, KEY, account_id="svc", column="refresh_token") == "1//refresh"
+    assert crypto.unseal("plain-token", KEY, account_id="svc", column="refresh_token") == (
+        "plain-token")
+    assert crypto.seal("x", None, account_id="svc", column="access_token") == "x"
+
+
+@pytest.mark.parametrize(
+    ("key", "account", "column", "problem"),
+    [
+        (None, "svc", "refresh_token", "TOKEN_ENCRYPTION_KEY is unset"),
+        (bytes(32), "svc", "refresh_token", "does not decrypt"),
+        (KEY, "other-svc", "refresh_token", "does not decrypt"),  # copied onto another row
+        (KEY, "svc", "access_token", "does not decrypt"),  # moved to another column
+    ],
+)
+def test_unseal_refuses_wrong_key_row_or_column(
+    key: bytes | None, account: str, column: str, problem: str
+) -> None:
+    sealed = crypto.seal("1//refresh", KEY, account_id="svc", column="refresh_token")
+    with pytest.raises(TokenDecryptionError, match=problem) as caught:
+        crypto.unseal(sealed, key, account_id=account, column=column)
+    assert "1//refresh" not in str(caught.value)
