@@ -9,3 +9,6 @@ SELECT a.id, a.name, a.email, a.sync_state, a.last_history_id, a.last_synced_at,
          WHERE t.account_id = a.id) AS messages
 FROM gmail_accounts a
 ORDER BY a.created_at, a.id
+
+-- name: services_exists
+SELECT EXISTS (SELECT 1 FROM gmail_accounts WHERE id = $1)

@@ -1,0 +1,151 @@
+"""The seed's sync endpoint and the runs it records.
+
+``POST /api/services/{id}/sync?mode=full|incremental[&wait=false]`` runs one sync
+through the engine and answers with the seed's fields (``ok``, ``mode``,
+``threadsProcessed``, ``messagesProcessed``) plus ``runId``, ``historyId`` and
+``fellBackToFull``. With ``wait=false`` it answers 202 as soon as the sync holds the
+service's lock, and the run is followed at ``GET .../sync/runs/{runId}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from api.errors import InvalidParameter, error_response
+from api.keys import BACKGROUND, ENGINE, METRICS, POOL, SETTINGS
+from api.sessions import require_admin
+from db.queries import query
+from delightbridge.errors import ServiceNotFound
+from syncengine.runs import MODES, Mode, Run, SyncResult
+
+routes = web.RouteTableDef()
+
+RECENT_RUNS = 20
+
+
+async def _admin(request: web.Request) -> None:
+    await require_admin(request.app[POOL], request.cookies, request.app[SETTINGS])
+
+
+def _mode(request: web.Request) -> Mode:
+    raw = request.query.get("mode", "incremental")
+    for mode in MODES:
+        if raw == mode:
+            return mode
+    raise InvalidParameter("invalid_mode",
+                           f"mode must be 'full' or 'incremental', not {raw[:40]!r}.")
+
+
+def _wait(request: web.Request) -> bool:
+    raw = request.query.get("wait", "true").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise InvalidParameter("invalid_wait", f"wait must be true or false, not {raw[:40]!r}.")
+    return raw in ("true", "1")
+
+
+def result_body(result: SyncResult) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "mode": result.mode,
+        "threadsProcessed": result.threads_processed,
+        "messagesProcessed": result.messages_processed,
+        "messagesDeleted": result.messages_deleted,
+        "runId": str(result.run_id),
+        "historyId": None if result.history_id is None else str(result.history_id),
+        "fellBackToFull": result.fell_back_to_full,
+        "durationSeconds": round(result.duration, 3),
+    }
+
+
+@routes.post("/api/services/{service_id}/sync")
+async def trigger_sync(request: web.Request) -> web.Response:
+    await _admin(request)
+    mode, wait = _mode(request), _wait(request)
+    service_id = request.match_info["service_id"]
+    engine, metrics = request.app[ENGINE], request.app[METRICS]
+    started: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+
+    def on_start(run: Run) -> None:
+        if not started.done():
+            started.set_result(run)
+
+    async def sync() -> SyncResult:
+        try:
+            result = await engine.sync(service_id, mode=mode, trigger="api", on_start=on_start)
+        except BaseException:
+            metrics.sync_runs.labels(mode, "api", "failed").inc()
+            raise
+        metrics.sync_runs.labels(result.mode, "api", "succeeded").inc()
+        metrics.sync_seconds.labels(result.mode).observe(result.duration)
+        return result
+
+    # The sync runs in a task of its own: a client that hangs up does not cancel it,
+    # and shutdown waits for it (see app.background_tasks).
+    task: asyncio.Task[Any] = asyncio.create_task(sync())
+    request.app[BACKGROUND].add(task)
+    task.add_done_callback(request.app[BACKGROUND].discard)
+    if wait:
+        return web.json_response(result_body(await asyncio.shield(task)))
+    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    if not started.done():
+        task.result()  # raises the domain error (not found, not connected, in progress)
+    run = started.result()
+    return web.json_response({"ok": True, "mode": mode, "runId": str(run.id)}, status=202)
+
+
+def run_body(row: Any) -> dict[str, Any]:
+    started, finished = row["started_at"], row["finished_at"]
+    return {
+        "runId": str(row["id"]),
+        "serviceId": row["account_id"],
+        "mode": row["mode"],
+        "trigger": row["trigger"],
+        "state": row["status"],
+        "fellBackToFull": row["fell_back_to_full"],
+        "startHistoryId": row["start_history_id"],
+        "historyId": row["end_history_id"],
+        "threadsProcessed": row["threads_processed"],
+        "messagesProcessed": row["messages_processed"],
+        "messagesDeleted": row["messages_deleted"],
+        "progress": json.loads(row["progress"]) if row["progress"] else None,
+        "error": ({"code": row["error_code"], "message": row["error"]}
+                  if row["error_code"] else None),
+        "startedAt": started.isoformat(),
+        "finishedAt": finished.isoformat() if finished else None,
+        "durationSeconds": round((finished - started).total_seconds(), 3) if finished else None,
+    }
+
+
+async def _existing_service(request: web.Request) -> str:
+    service_id = request.match_info["service_id"]
+    if not await request.app[POOL].fetchval(query("services_exists"), service_id):
+        raise ServiceNotFound(service_id)
+    return service_id
+
+
+@routes.get("/api/services/{service_id}/sync/runs")
+async def list_runs(request: web.Request) -> web.Response:
+    await _admin(request)
+    service_id = await _existing_service(request)
+    rows = await request.app[POOL].fetch(query("sync_runs_recent"), service_id, RECENT_RUNS)
+    return web.json_response({"ok": True, "runs": [run_body(r) for r in rows]})
+
+
+@routes.get("/api/services/{service_id}/sync/runs/{run_id}")
+async def get_run(request: web.Request) -> web.Response:
+    await _admin(request)
+    service_id = await _existing_service(request)
+    try:
+        run_id = uuid.UUID(request.match_info["run_id"])
+    except ValueError:
+        run_id = None
+    row = run_id and await request.app[POOL].fetchrow(query("sync_run_get"), service_id, run_id)
+    if not row:
+        return error_response(404, "run_not_found",
+                              f"Service {service_id!r} has no sync run with that id.")
+    return web.json_response({"ok": True, "run": run_body(row)})
