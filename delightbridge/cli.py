@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -74,9 +75,27 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _module_command(name: str, help: str, module: str) -> Command:
+    """A subcommand implemented by ``module.run`` (and ``module.configure``), imported
+    only when that subcommand runs, so each command loads only what it needs."""
+
+    async def run(settings: Settings, args: argparse.Namespace) -> int:
+        handler: Handler = importlib.import_module(module).run
+        return await handler(settings, args)
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        importlib.import_module(module).configure(parser)
+
+    return Command(name, help, run, configure)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("migrate", "apply database migrations and exit", _migrate),
     Command("db-url", "print the database URL in use", _db_url),
+    _module_command("serve", "run the HTTP API", "api.server"),
+    _module_command("sync", "run one full or incremental sync of a service", "syncengine.cli"),
+    _module_command("admin-session", "print an admin session cookie for curl",
+                    "api.admin_session_cli"),
     Command("demo", "run locally on embedded defaults (for now: migrate and show status)", _demo),
 )
 

@@ -9,6 +9,7 @@ line is formatted, whatever the handler.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
@@ -20,6 +21,11 @@ from typing import Any
 from delightbridge.settings import Settings
 
 REDACTED = "[redacted]"
+
+# The id of the HTTP request being handled, added to every log line written meanwhile.
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
 
 # Shapes of secrets that may reach a message through an exception or a URL.
 _SECRET_PATTERNS = (
@@ -105,6 +111,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 payload[key] = value
+        if (rid := request_id.get()) is not None:
+            payload.setdefault("request_id", rid)
         if record.exc_text:
             payload["exception"] = record.exc_text
         return json.dumps(payload, default=str, ensure_ascii=False)

@@ -111,14 +111,21 @@ class SyncEngine:
         wait: float | None = None,
         run_id: uuid.UUID | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        on_start: Callable[[Run], None] | None = None,
     ) -> SyncResult:
-        """Run one sync. ``wait``: seconds to wait for another sync's lock (None: fail)."""
+        """Run one sync. ``wait``: seconds to wait for another sync's lock (None: fail).
+
+        ``on_start`` is called once the lock is held and the run recorded, so a caller
+        running this in the background can answer "started" only when it truly has.
+        """
         await self._load(service_id)  # fail fast on unknown or disconnected services
         async with service_lock(self.pool, service_id, wait=wait):
             service = await self._load(service_id)  # the cursor may have moved meanwhile
             run = Run(self.pool, service_id, mode, trigger, run_id, on_progress)
             run.start_history_id = service.last_history_id
             await run.start()
+            if on_start:
+                on_start(run)
             try:
                 await self._run(service, run)
             except BaseException as exc:

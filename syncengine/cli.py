@@ -1,0 +1,70 @@
+"""``delightbridge sync SERVICE_ID --mode full|incremental``: one sync from a terminal.
+
+Shows a progress line while it runs (redrawn in place on a terminal, one line per
+phase change otherwise) and a summary at the end. Exit code 0 on success, 1 on a
+domain error (printed by the console script as one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TextIO
+
+from db.pool import open_pool
+from delightbridge.settings import Settings
+from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.runs import MODES, Progress
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("service_id", help="the service (gmail_accounts.id) to sync")
+    parser.add_argument("--mode", choices=MODES, default="incremental",
+                        help="incremental (default) or full")
+    parser.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                        help="wait up to SECONDS for a running sync of the service to end")
+
+
+class ProgressLine:
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._last_phase = ""
+        self._last_draw = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if self._tty and now - self._last_draw < 0.1 and p.phase == self._last_phase:
+            return
+        line = (f"{p.phase:<11} listed {p.listed:>7}  fetched {p.fetched:>7}  "
+                f"stored {p.stored:>7}  deleted {p.deleted:>5}  threads {len(p.threads):>6}")
+        if self._tty:
+            self._stream.write("\r" + line)
+        elif p.phase != self._last_phase:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+        self._last_phase, self._last_draw = p.phase, now
+
+    def close(self) -> None:
+        if self._tty and self._last_phase:
+            self._stream.write("\n")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    bar = ProgressLine(sys.stderr)
+    async with open_pool(settings) as pool, SyncEngine.open(
+        pool, EngineConfig.from_settings(settings)
+    ) as engine:
+        try:
+            result = await engine.sync(args.service_id, mode=args.mode, trigger="cli",
+                                       wait=args.wait, on_progress=bar)
+        finally:
+            bar.close()
+    fallback = " (fell back to full)" if result.fell_back_to_full else ""
+    print(f"ok: {result.mode} sync{fallback} of {result.service_id} in {result.duration:.1f}s: "
+          f"threadsProcessed={result.threads_processed} "
+          f"messagesProcessed={result.messages_processed} "
+          f"deleted={result.messages_deleted} historyId={result.history_id} "
+          f"run={result.run_id}")
+    return 0
