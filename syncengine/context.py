@@ -9,9 +9,12 @@ from typing import Any
 
 import asyncpg
 
+from delightbridge.errors import GmailError
 from syncengine.gmail.client import GmailClient
 from syncengine.parse import ParsedMessage, parse_message
 from syncengine.runs import Run
+
+Resource = Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +25,35 @@ class SyncContext:
     mailbox: str
     run: Run
 
-    async def parse(self, resources: Mapping[str, Mapping[str, Any] | None]
+    async def parse(self, resources: Mapping[str, Resource | None]
                     ) -> tuple[list[ParsedMessage], list[str]]:
-        """(parsed messages, ids Gmail no longer has). Parsing is CPU work: off the loop."""
+        """(parsed messages, ids Gmail no longer has). Parsing is CPU work: off the loop.
+
+        Text bodies too large for Gmail to inline arrive as attachment ids: they are
+        fetched (``messages.attachments.get``) and the message parsed again with them.
+        """
         gone = [mid for mid, res in resources.items() if res is None]
         present = [res for res in resources.values() if res is not None]
         parsed = await asyncio.to_thread(
             lambda: [parse_message(res, self.mailbox) for res in present]
         )
+        incomplete = [i for i, m in enumerate(parsed) if m.missing_body_parts]
+        for index in incomplete:
+            parsed[index] = await self._complete(present[index], parsed[index])
         return parsed, gone
+
+    async def _complete(self, resource: Resource, message: ParsedMessage) -> ParsedMessage:
+        bodies: dict[str, bytes | str] = {}
+        for ref in message.missing_body_parts:
+            call = self.client.calls.get_attachment(message.gmail_message_id, ref.attachment_id)
+            try:
+                answer = await self.client.execute_optional(call)
+            except GmailError:
+                continue  # parse_message notes the body it could not read
+            if answer and isinstance(answer.get("data"), str):
+                bodies[ref.attachment_id] = answer["data"]
+        if not bodies:
+            return message
+        return await asyncio.to_thread(
+            parse_message, resource, self.mailbox, fetched_bodies=bodies
+        )

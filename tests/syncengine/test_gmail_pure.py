@@ -112,16 +112,19 @@ def test_batch_limits_and_broken_answers() -> None:
 def test_calls_are_built_from_the_discovery_document_under_a_path_prefix() -> None:
     builder = CallBuilder("http://127.0.0.1:8080/prefix")
     get = builder.get_message("18c1", format="metadata")
-    assert get.method == "GET" and get.cost == 5
+    assert get.method == "GET"
+    assert get.cost == 5
     assert urlsplit(get.url).path == "/prefix/gmail/v1/users/me/messages/18c1"
     history = builder.list_history(4200, "tok")
     query = parse_qs(urlsplit(history.url).query)
-    assert query["startHistoryId"] == ["4200"] and query["pageToken"] == ["tok"]
+    assert query["startHistoryId"] == ["4200"]
+    assert query["pageToken"] == ["tok"]
     assert query["historyTypes"] == ["messageAdded", "messageDeleted", "labelAdded",
                                      "labelRemoved"]
     assert history.cost == 2
     watch = builder.watch("projects/p/topics/t", ["INBOX"])
-    assert watch.method == "POST" and watch.cost == 100
+    assert watch.method == "POST"
+    assert watch.cost == 100
     assert watch.body == b'{"topicName": "projects/p/topics/t", "labelIds": ["INBOX"], ' \
                          b'"labelFilterBehavior": "include"}'
     assert {c.name for c in (builder.profile(), builder.list_messages(), builder.stop(),

@@ -37,7 +37,8 @@ KEY = bytes(range(32))
 
 def test_seal_roundtrip_and_plaintext_passthrough() -> None:
     sealed = crypto.seal("1//refresh", KEY, account_id="svc", column="refresh_token")
-    assert sealed.startswith("enc:v1:") and "refresh" not in sealed
+    assert sealed.startswith("enc:v1:")
+    assert "refresh" not in sealed
     assert crypto.unseal(sealed, KEY, account_id="svc", column="refresh_token") == "1//refresh"
     assert crypto.unseal("plain-token", KEY, account_id="svc", column="refresh_token") == (
         "plain-token")
