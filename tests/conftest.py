@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,13 +26,15 @@ REFERENCE_SCHEMA = Path(__file__).parent / "fixtures" / "delightbridge-schema.sq
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """URL of a maintenance database on the test server."""
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         yield configured
         return
-    data_dir = tmp_path_factory.mktemp("pg") / "data"
+    # Not under pytest's basetemp: concurrent pytest runs rotate those folders away,
+    # which would delete a live server's data directory.
+    data_dir = Path(tempfile.mkdtemp(prefix="dbsync-pg-")) / "data"
     server = embedded_pg.start(data_dir, delete_on_exit=True)
     yield server.url("postgres")
 

@@ -22,7 +22,7 @@ from googleapiclient.discovery import build
 COSTS: dict[str, int] = {
     "users.getProfile": 1,
     "users.watch": 100,
-    "users.stop": 1,
+    "users.stop": 50,
     "messages.list": 5,
     "messages.get": 5,
     "messages.attachments.get": 5,

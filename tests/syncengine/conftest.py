@@ -1,0 +1,63 @@
+"""Fixtures for engine tests: a served Gmail simulator, a service row, an engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from delightbridge.settings import Settings
+from gmailsim import Mailbox, Simulator
+from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.retry import FAST_POLICY
+from tests.plugins.gmail import GmailSim, gmail_sim, gmail_sim_factory, gmail_simulator
+
+__all__ = ["gmail_sim", "gmail_sim_factory", "gmail_simulator"]
+
+ACCOUNT = "svc-noji"
+ADDRESS = "support@noji.example"
+
+
+def engine_settings(g: GmailSim, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "gmail_api_endpoint": g.base_url, "google_oauth_token_uri": g.token_uri,
+        "google_client_id": g.sim.client_id, "google_client_secret": g.sim.client_secret,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@dataclass
+class SyncSetup:
+    sim: Simulator
+    gmail: GmailSim
+    mailbox: Mailbox
+    engine: SyncEngine
+    pool: asyncpg.Pool
+    account_id: str = ACCOUNT
+
+    @property
+    def address(self) -> str:
+        return self.mailbox.address
+
+
+async def add_service(pool: asyncpg.Pool, account_id: str, address: str, refresh: str) -> None:
+    await pool.execute(
+        "INSERT INTO gmail_accounts (id, name, email, refresh_token) VALUES ($1, $1, $2, $3)",
+        account_id, address, refresh)
+
+
+@pytest.fixture
+async def setup(gmail_sim: GmailSim, pool: asyncpg.Pool) -> AsyncIterator[SyncSetup]:
+    """An empty mailbox connected as service svc-noji; quota off unless a test turns it on."""
+    sim = gmail_sim.sim
+    sim.quota.units_per_second = None
+    mailbox = sim.create_mailbox(ADDRESS, name="Noji Support")
+    await add_service(pool, ACCOUNT, mailbox.address, mailbox.refresh_token)
+    config = EngineConfig.from_settings(engine_settings(gmail_sim), retry=FAST_POLICY,
+                                        units_per_second=1_000_000.0)
+    async with SyncEngine.open(pool, config) as engine:
+        yield SyncSetup(sim, gmail_sim, mailbox, engine, pool)
