@@ -128,10 +128,13 @@ class GmailClient:
                            ) -> dict[str, Resource | None]:
         """Current state of each message; None for those Gmail no longer has (404)."""
         calls = [self.calls.get_message(i, format=format) for i in ids]
-        if self._batch_size == 1:
+        # A batch never costs more than the pacer lets through in one window.
+        size = max(1, min(self._batch_size, int(self._pacer.limit // max(1, calls[0].cost))
+                          if calls else 1))
+        if size == 1:
             results = await asyncio.gather(*(self._bounded_single(c) for c in calls))
         else:
-            chunks = [calls[i:i + self._batch_size] for i in range(0, len(calls), self._batch_size)]
+            chunks = [calls[i:i + size] for i in range(0, len(calls), size)]
             parts = await asyncio.gather(*(self._batch(chunk) for chunk in chunks))
             results = [r for part in parts for r in part]
         return dict(zip(ids, results, strict=True))

@@ -1,54 +1,80 @@
-"""Client-side quota pacing per mailbox: spend Gmail's units no faster than the budget.
+"""Client-side quota pacing per mailbox: never spend more than the budget in any window.
 
-A token bucket without burst: each call pays its documented cost; a call that finds
-the bucket in debt waits until it is paid off. Calls are served in arrival order. A
-rate-limit answer from Gmail puts the bucket further in debt (``penalize``) so every
-concurrent call of that mailbox backs off together.
+Gmail enforces its per-user quota over a moving window (250 units in any second by
+default). The pacer keeps the units it spent with their times and makes a call wait
+until, counting it, the units spent in the last ``window`` seconds stay within
+``limit``. The window is a little longer than Gmail's so that latency jitter between
+here and Google cannot squeeze two windows' worth into one of Google's. A call that
+alone costs more than the limit waits for an empty window. Calls are served in
+arrival order. A rate-limit answer from Gmail blocks every call of that mailbox for
+a while (``penalize``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 
 class QuotaPacer:
     def __init__(
         self,
-        units_per_second: float,
+        limit: float,
         *,
+        window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if units_per_second <= 0:
-            raise ValueError("units_per_second must be positive")
-        self.rate = float(units_per_second)
+        if limit <= 0 or window <= 0:
+            raise ValueError("limit and window must be positive")
+        self.limit = float(limit)
+        self.window = float(window)
         self._clock = clock
         self._sleep = sleep
-        self._available = 0.0  # negative: debt, paid off at ``rate`` per second
-        self._stamp = clock()
+        self._spent: deque[tuple[float, int]] = deque()
+        self._in_window = 0
+        self._blocked_until = 0.0
         self._lock = asyncio.Lock()
         self.spent = 0
         self.waited = 0.0
 
-    def _refill(self) -> None:
-        now = self._clock()
-        self._available = min(0.0, self._available + (now - self._stamp) * self.rate)
-        self._stamp = now
+    @property
+    def rate(self) -> float:
+        """Sustained units per second the pacer allows."""
+        return self.limit / self.window
+
+    def _expire(self, now: float) -> None:
+        while self._spent and self._spent[0][0] <= now - self.window:
+            self._in_window -= self._spent.popleft()[1]
+
+    def _delay(self, units: int, now: float) -> float:
+        if now < self._blocked_until:
+            return self._blocked_until - now
+        if not self._spent or self._in_window + units <= self.limit:
+            return 0.0
+        freed, need = 0, self._in_window + units - self.limit
+        for stamp, cost in self._spent:
+            freed += cost
+            if freed >= need:
+                return stamp + self.window - now
+        return self._spent[-1][0] + self.window - now  # wait for an empty window
 
     async def acquire(self, units: int) -> None:
         async with self._lock:
-            self._refill()
-            if self._available < 0:
-                delay = -self._available / self.rate
+            while True:
+                now = self._clock()
+                self._expire(now)
+                delay = self._delay(units, now)
+                if delay <= 0:
+                    break
                 self.waited += delay
                 await self._sleep(delay)
-                self._refill()
-            self._available -= units
+            self._spent.append((now, units))
+            self._in_window += units
             self.spent += units
 
     def penalize(self, seconds: float) -> None:
-        """Hold every call back for about ``seconds`` (after a rate-limit answer)."""
-        self._refill()
-        self._available = min(self._available, -seconds * self.rate)
+        """Hold every call back for ``seconds`` from now (after a rate-limit answer)."""
+        self._blocked_until = max(self._blocked_until, self._clock() + seconds)

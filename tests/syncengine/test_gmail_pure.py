@@ -131,33 +131,37 @@ def test_calls_are_built_from_the_discovery_document_under_a_path_prefix() -> No
                              builder.get_attachment("m", "a"))} <= set(COSTS)
 
 
-async def test_pacer_spends_no_faster_than_its_rate() -> None:
-    now = [0.0]
-    slept: list[float] = []
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
 
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
-    pacer = QuotaPacer(250, clock=lambda: now[0], sleep=sleep)
-    for _ in range(10):
-        await pacer.acquire(250)  # a batch of 50 messages.get
-    # The first goes at once; each later one waits for the previous one's second.
-    assert now[0] == pytest.approx(9.0)
-    assert pacer.spent == 2500
-    # A rate-limit answer holds every call back for 5 s from now (the 1 s debt included).
+
+async def test_pacer_never_exceeds_its_limit_in_any_window() -> None:
+    t = FakeTime()
+    pacer = QuotaPacer(250, window=1.0, clock=lambda: t.now, sleep=t.sleep)
+    stamps: list[tuple[float, int]] = []
+    for cost in [1, 5] + [240] * 5 + [5] * 30:
+        await pacer.acquire(cost)
+        stamps.append((t.now, cost))
+    for start, _ in stamps:
+        in_window = sum(c for s, c in stamps if start <= s < start + 1.0)
+        assert in_window <= 250
+    # ... and it does not wait more than it must: 1,356 units at 250 per second.
+    assert t.now < 1356 / 250 + 1.0
+    assert pacer.spent == 1356
+
+
+async def test_pacer_lets_an_oversized_call_through_alone_and_penalties_block() -> None:
+    t = FakeTime()
+    pacer = QuotaPacer(100, window=1.0, clock=lambda: t.now, sleep=t.sleep)
+    await pacer.acquire(10)
+    await pacer.acquire(300)  # more than the limit: waits for an empty window
+    assert t.now == pytest.approx(1.0)
+    await pacer.acquire(1)
+    assert t.now == pytest.approx(2.0)
     pacer.penalize(5.0)
-    await pacer.acquire(5)
-    assert now[0] == pytest.approx(9.0 + 5.0)
-
-
-async def test_pacer_lets_small_calls_flow_at_the_rate() -> None:
-    now = [0.0]
-
-    async def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    pacer = QuotaPacer(100, clock=lambda: now[0], sleep=sleep)
-    for _ in range(101):
-        await pacer.acquire(1)
-    assert now[0] == pytest.approx(1.0)
+    await pacer.acquire(1)
+    assert t.now == pytest.approx(7.0)

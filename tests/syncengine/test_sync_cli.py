@@ -39,7 +39,7 @@ async def test_sync_command_prints_a_summary(setup: SyncSetup, db_url: str) -> N
 
 
 async def test_sync_command_unknown_service_is_one_line(setup: SyncSetup, db_url: str) -> None:
-    code, out, err = await _run(setup, db_url, "svc-nope")
+    code, _out, err = await _run(setup, db_url, "svc-nope")
     assert code == 1
     assert err.strip().splitlines()[-1] == "delightbridge: No service 'svc-nope' exists."
     assert "Traceback" not in err

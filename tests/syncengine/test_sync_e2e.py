@@ -31,7 +31,8 @@ async def test_full_sync_of_2000_messages_equals_the_mailbox(setup: SyncSetup) -
     snapshot = setup.sim.snapshot(setup.address)
     stored = await assert_mirror(setup.pool, setup.account_id, snapshot)
     assert stored > 1800  # seeding puts a few in spam/trash/drafts; no cap of any kind
-    assert result.mode == "full" and not result.fell_back_to_full
+    assert result.mode == "full"
+    assert not result.fell_back_to_full
     assert result.messages_processed == stored
     assert result.threads_processed == len({m.thread_id for m in snapshot.messages
                                            if not {"SPAM", "TRASH", "DRAFT"} & set(m.label_ids)})
@@ -77,7 +78,8 @@ async def test_every_mutation_then_incremental_equals_the_mailbox(setup: SyncSet
     await setup.engine.sync(setup.account_id, mode="full", trigger="cli")
     touched = _mutations(setup)
     result = await setup.engine.sync(setup.account_id, trigger="notification")
-    assert result.mode == "incremental" and not result.fell_back_to_full
+    assert result.mode == "incremental"
+    assert not result.fell_back_to_full
     snapshot = setup.sim.snapshot(setup.address)
     await assert_mirror(setup.pool, setup.account_id, snapshot)
     assert result.history_id == snapshot.history_id
@@ -85,7 +87,8 @@ async def test_every_mutation_then_incremental_equals_the_mailbox(setup: SyncSet
     stored = {r["gmail_message_id"] for r in await setup.pool.fetch("SELECT gmail_message_id "
                                                                      "FROM emails")}
     assert set(touched["new"]) <= stored
-    assert touched["trashed"] not in stored and touched["deleted"] not in stored
+    assert touched["trashed"] not in stored
+    assert touched["deleted"] not in stored
 
     # A second run finds nothing to do and changes no row.
     digest = await mirror_digest(setup.pool, setup.account_id)
@@ -162,7 +165,8 @@ async def test_revoked_refresh_token_disconnects_the_service_and_keeps_its_data(
     row = await setup.pool.fetchrow(
         "SELECT refresh_token, sync_state, disconnected_reason FROM gmail_accounts WHERE id=$1",
         setup.account_id)
-    assert row["refresh_token"] is None and row["sync_state"] == "disconnected"
+    assert row["refresh_token"] is None
+    assert row["sync_state"] == "disconnected"
     assert "invalid_grant" in row["disconnected_reason"]
     assert await setup.pool.fetchval("SELECT count(*) FROM emails") == 20 - await _hidden(setup)
     # Further syncs stop at once, without calling Gmail.

@@ -1,0 +1,93 @@
+"""OAuth tokens at rest and on the wire; errors that must not be retried; pacing."""
+
+from __future__ import annotations
+
+import base64
+
+import asyncpg
+import pytest
+
+from delightbridge.errors import GmailError
+from syncengine import crypto
+from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.retry import FAST_POLICY
+from tests.syncengine.conftest import SyncSetup, engine_settings
+from tests.syncengine.mirror import assert_mirror
+
+KEY = bytes(range(32))
+
+
+async def test_tokens_are_sealed_at_rest_and_read_either_way(setup: SyncSetup) -> None:
+    setup.sim.seed(setup.address, messages=10, threads=3, seed=13)
+    sealed_refresh = crypto.seal(setup.mailbox.refresh_token, KEY, account_id=setup.account_id,
+                                 column="refresh_token")
+    await setup.pool.execute("UPDATE gmail_accounts SET refresh_token = $2 WHERE id = $1",
+                             setup.account_id, sealed_refresh)
+    settings = engine_settings(setup.gmail,
+                               token_encryption_key=KEY)
+    config = EngineConfig.from_settings(settings, retry=FAST_POLICY, units_per_second=1e6)
+    async with SyncEngine.open(setup.pool, config) as engine:
+        await engine.sync(setup.account_id, mode="full", trigger="cli")
+    row = await setup.pool.fetchrow(
+        "SELECT access_token, access_token_expires_at FROM gmail_accounts WHERE id = $1",
+        setup.account_id)
+    assert row["access_token"].startswith(crypto.PREFIX)
+    assert row["access_token_expires_at"] is not None
+    # Without the key an encrypted token is a clear error, not garbage sent to Google.
+    from delightbridge.errors import TokenDecryptionError
+
+    with pytest.raises(TokenDecryptionError, match="TOKEN_ENCRYPTION_KEY is unset"):
+        await setup.engine.sync(setup.account_id, trigger="cli")
+    assert base64.b64encode(KEY).decode() not in row["access_token"]
+
+
+async def test_cached_access_token_is_reused_then_refreshed_after_expiry(
+    setup: SyncSetup
+) -> None:
+    setup.sim.seed(setup.address, messages=10, threads=3, seed=14)
+    await setup.engine.sync(setup.account_id, mode="full", trigger="cli")
+    token = await setup.pool.fetchval("SELECT access_token FROM gmail_accounts WHERE id = $1",
+                                      setup.account_id)
+    refreshes = setup.sim.counters.calls("oauth.token")
+    await setup.engine.sync(setup.account_id, trigger="poll")
+    assert setup.sim.counters.calls("oauth.token") == refreshes  # cached token reused
+    # Google invalidates it early (401): refreshed once, the sync goes on.
+    setup.sim.expire_access_tokens(setup.address)
+    setup.sim.deliver(setup.address)
+    result = await setup.engine.sync(setup.account_id, trigger="poll")
+    assert result.messages_processed == 1
+    assert setup.sim.counters.calls("oauth.token") == refreshes + 1
+    assert await setup.pool.fetchval("SELECT access_token FROM gmail_accounts WHERE id = $1",
+                                     setup.account_id) != token
+
+
+async def test_an_error_retrying_cannot_fix_surfaces_at_once(setup: SyncSetup) -> None:
+    setup.sim.seed(setup.address, messages=5, threads=2, seed=15)
+    await setup.engine.sync(setup.account_id, mode="full", trigger="cli")
+    calls = setup.sim.counters.calls("users.history.list")
+    setup.sim.faults.fail_next("users.history.list", code=400)
+    with pytest.raises(GmailError, match="400") as caught:
+        await setup.engine.sync(setup.account_id, trigger="poll")
+    assert type(caught.value) is GmailError
+    assert setup.sim.counters.calls("users.history.list") == calls + 1  # no retry
+    state = await setup.pool.fetchrow("SELECT sync_state, last_sync_error FROM gmail_accounts "
+                                      "WHERE id = $1", setup.account_id)
+    assert state["sync_state"] == "error"
+    assert "400" in state["last_sync_error"]
+    # The next sync succeeds and clears the error.
+    await setup.engine.sync(setup.account_id, trigger="poll")
+    assert await setup.pool.fetchval("SELECT sync_state FROM gmail_accounts WHERE id = $1",
+                                     setup.account_id) == "connected"
+
+
+async def test_pacing_keeps_a_full_sync_under_gmails_quota(
+    setup: SyncSetup, pool: asyncpg.Pool
+) -> None:
+    setup.sim.seed(setup.address, messages=120, threads=40, seed=16)
+    setup.sim.quota.update(units_per_second=250.0)  # Gmail's per-user default, enforced
+    config = EngineConfig.from_settings(engine_settings(setup.gmail), retry=FAST_POLICY)
+    assert config.units_per_second == 250
+    async with SyncEngine.open(pool, config) as engine:
+        await engine.sync(setup.account_id, mode="full", trigger="cli")
+    assert setup.sim.counters.total_errors() == 0  # no 429, no 403
+    await assert_mirror(pool, setup.account_id, setup.sim.snapshot(setup.address))
