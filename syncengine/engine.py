@@ -56,10 +56,9 @@ class EngineConfig:
     units_per_second: float
     concurrency: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # Pacing: at most pace_fraction of the budget in any pace_window seconds. The margins
-    # absorb clock and latency jitter so that pacing never provokes a 429.
-    pace_fraction: float = 0.97
-    pace_window: float = 1.05
+    # Pacing: at most pace_fraction of the budget in any one-second window (units are
+    # stamped when answered, so latency jitter needs no further margin).
+    pace_fraction: float = 0.98
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> EngineConfig:
@@ -220,8 +219,7 @@ class SyncEngine:
 
         tokens = ServiceTokens(self._session, self.config.oauth, service.refresh_token,
                                service.access_token, persist)
-        pacer = QuotaPacer(self.config.units_per_second * self.config.pace_fraction,
-                           window=self.config.pace_window)
+        pacer = QuotaPacer(self.config.units_per_second * self.config.pace_fraction)
         return GmailClient(
             self._session, self._calls, tokens, pacer, batch_uri=self.config.batch_uri,
             batch_size=self.config.batch_size, concurrency=self.config.concurrency,

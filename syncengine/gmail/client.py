@@ -184,15 +184,24 @@ class GmailClient:
         self.stats.retries += 1
 
     async def _send_authorised(self, call: GmailCall) -> _Answer:
-        await self._pacer.acquire(call.cost)
         self.stats.calls[call.name] += 1
         self.stats.units += call.cost
         token = await self._tokens.token()
-        answer = await self._http(call.method, call.url, token, call.body, "application/json")
+        answer = await self._paced_http(call.cost, call.method, call.url, token, call.body,
+                                        "application/json")
         if answer.status == 401:
             token = await self._tokens.refreshed(token)
-            answer = await self._http(call.method, call.url, token, call.body, "application/json")
+            answer = await self._paced_http(call.cost, call.method, call.url, token, call.body,
+                                            "application/json")
         return answer
+
+    async def _paced_http(self, cost: int, method: str, url: str, token: str,
+                          body: bytes | None, content_type: str) -> _Answer:
+        ticket = await self._pacer.acquire(cost)
+        try:
+            return await self._http(method, url, token, body, content_type)
+        finally:
+            self._pacer.settle(ticket)
 
     async def _http(self, method: str, url: str, token: str, body: bytes | None,
                     content_type: str) -> _Answer:
@@ -281,16 +290,16 @@ class GmailClient:
         if len(calls) == 1:
             return [await self._send_authorised(calls[0])]
         cost = sum(c.cost for c in calls)
-        await self._pacer.acquire(cost)
         for call in calls:
             self.stats.calls[call.name] += 1
         self.stats.units += cost
         content_type, body, ids = batch_format.encode(calls)
         token = await self._tokens.token()
-        outer = await self._http("POST", self._batch_uri, token, body, content_type)
+        outer = await self._paced_http(cost, "POST", self._batch_uri, token, body, content_type)
         if outer.status == 401:
             token = await self._tokens.refreshed(token)
-            outer = await self._http("POST", self._batch_uri, token, body, content_type)
+            outer = await self._paced_http(cost, "POST", self._batch_uri, token, body,
+                                           content_type)
         if outer.status != 200:
             info = error_info(outer.body)
             verdict = classify(outer.status, info.reason)

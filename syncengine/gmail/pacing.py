@@ -1,21 +1,32 @@
 """Client-side quota pacing per mailbox: never spend more than the budget in any window.
 
 Gmail enforces its per-user quota over a moving window (250 units in any second by
-default). The pacer keeps the units it spent with their times and makes a call wait
-until, counting it, the units spent in the last ``window`` seconds stay within
-``limit``. The window is a little longer than Gmail's so that latency jitter between
-here and Google cannot squeeze two windows' worth into one of Google's. A call that
-alone costs more than the limit waits for an empty window. Calls are served in
-arrival order. A rate-limit answer from Gmail blocks every call of that mailbox for
-a while (``penalize``).
+default), charging each call when it handles it. The pacer reserves a call's units
+when it is sent and stamps them when its answer arrives (``settle``): Google charged
+them at some moment in between, so a call sent a full window after that stamp can
+never share a window with it, whatever the latency and its jitter. A call waits
+until, counting it, the units in flight plus those stamped within the last
+``window`` seconds stay within ``limit``; one that alone costs more than the limit
+waits for an empty window. Calls are served in arrival order. A rate-limit answer
+blocks every call of the mailbox for a while (``penalize``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
+
+
+class Spend:
+    """Units reserved by one call; ``stamp`` is infinite until the call settles."""
+
+    __slots__ = ("stamp", "units")
+
+    def __init__(self, units: int) -> None:
+        self.units = units
+        self.stamp = math.inf
 
 
 class QuotaPacer:
@@ -33,47 +44,53 @@ class QuotaPacer:
         self.window = float(window)
         self._clock = clock
         self._sleep = sleep
-        self._spent: deque[tuple[float, int]] = deque()
-        self._in_window = 0
+        self._entries: list[Spend] = []
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
+        self._settled = asyncio.Event()
         self.spent = 0
         self.waited = 0.0
 
-    @property
-    def rate(self) -> float:
-        """Sustained units per second the pacer allows."""
-        return self.limit / self.window
-
-    def _expire(self, now: float) -> None:
-        while self._spent and self._spent[0][0] <= now - self.window:
-            self._in_window -= self._spent.popleft()[1]
-
     def _delay(self, units: int, now: float) -> float:
+        """Seconds to wait before ``units`` fit; ``inf``: wait for a call to settle."""
         if now < self._blocked_until:
             return self._blocked_until - now
-        if not self._spent or self._in_window + units <= self.limit:
+        self._entries = [e for e in self._entries if e.stamp > now - self.window]
+        used = sum(e.units for e in self._entries)
+        if not self._entries or used + units <= self.limit:
             return 0.0
-        freed, need = 0, self._in_window + units - self.limit
-        for stamp, cost in self._spent:
-            freed += cost
+        need, freed = used + units - self.limit, 0
+        ordered = sorted(self._entries, key=lambda e: e.stamp)
+        for entry in ordered:
+            freed += entry.units
             if freed >= need:
-                return stamp + self.window - now
-        return self._spent[-1][0] + self.window - now  # wait for an empty window
+                return entry.stamp + self.window - now
+        # Costs more than the limit on its own: wait until the window is empty.
+        return ordered[-1].stamp + self.window - now
 
-    async def acquire(self, units: int) -> None:
+    async def acquire(self, units: int) -> Spend:
+        """Wait until ``units`` may be spent; settle the returned ticket when answered."""
         async with self._lock:
             while True:
                 now = self._clock()
-                self._expire(now)
                 delay = self._delay(units, now)
                 if delay <= 0:
                     break
+                if math.isinf(delay):
+                    self._settled.clear()
+                    await self._settled.wait()
+                    continue
                 self.waited += delay
                 await self._sleep(delay)
-            self._spent.append((now, units))
-            self._in_window += units
+            entry = Spend(units)
+            self._entries.append(entry)
             self.spent += units
+            return entry
+
+    def settle(self, entry: Spend) -> None:
+        """The call behind ``entry`` was answered (or failed): Google has charged it."""
+        entry.stamp = self._clock()
+        self._settled.set()
 
     def penalize(self, seconds: float) -> None:
         """Hold every call back for ``seconds`` from now (after a rate-limit answer)."""
