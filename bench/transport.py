@@ -1,0 +1,117 @@
+"""Transport comparison: google-api-python-client (threads) vs the engine's aiohttp client.
+
+Fetches the same messages (format=full) from the simulator with a fixed latency per
+HTTP request and no quota, so the figure is the transport's own throughput:
+
+    python -m bench.transport [--messages 600] [--latency-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+import time
+from typing import Any
+
+from googleapiclient.discovery import build
+from googleapiclient.http import BatchHttpRequest
+
+from gmailsim import Simulator
+from gmailsim.server import serve
+from syncengine.gmail.calls import CallBuilder
+from syncengine.gmail.client import GmailClient
+from syncengine.gmail.oauth import OAuthClient, ServiceTokens
+from syncengine.gmail.pacing import QuotaPacer
+
+
+def _google_service(base_url: str, token_uri: str, sim: Simulator, refresh: str) -> Any:
+    from google.oauth2.credentials import Credentials
+
+    creds = Credentials(None, refresh_token=refresh, token_uri=token_uri,
+                        client_id=sim.client_id, client_secret=sim.client_secret)
+    return build("gmail", "v1", credentials=creds, static_discovery=True, cache_discovery=False,
+                 client_options={"api_endpoint": base_url})
+
+
+async def googleapiclient_threads(base: str, token_uri: str, sim: Simulator, refresh: str,
+                                  ids: list[str], threads: int) -> float:
+    local = threading.local()
+
+    def fetch(mid: str) -> None:
+        if not hasattr(local, "svc"):  # httplib2 is not thread-safe: one client a thread
+            local.svc = _google_service(base, token_uri, sim, refresh)
+        local.svc.users().messages().get(userId="me", id=mid, format="full").execute()
+
+    slots = asyncio.Semaphore(threads)
+
+    async def one(mid: str) -> None:
+        async with slots:
+            await asyncio.to_thread(fetch, mid)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(m) for m in ids))
+    return time.perf_counter() - started
+
+
+async def googleapiclient_batch(base: str, token_uri: str, sim: Simulator, refresh: str,
+                                ids: list[str], size: int, batch_uri: str) -> float:
+    def run() -> None:
+        svc = _google_service(base, token_uri, sim, refresh)
+        for start in range(0, len(ids), size):
+            batch = BatchHttpRequest(batch_uri=batch_uri)
+            for mid in ids[start:start + size]:
+                batch.add(svc.users().messages().get(userId="me", id=mid, format="full"))
+            batch.execute()
+
+    started = time.perf_counter()
+    await asyncio.to_thread(run)
+    return time.perf_counter() - started
+
+
+async def aiohttp_client(base: str, token_uri: str, sim: Simulator, refresh: str,
+                         ids: list[str], batch_size: int, batch_uri: str) -> float:
+    import aiohttp
+
+    async def persist(_: Any) -> None:
+        return None
+
+    calls = CallBuilder(base)
+    async with aiohttp.ClientSession() as session:
+        tokens = ServiceTokens(session, OAuthClient(token_uri, sim.client_id, sim.client_secret),
+                               refresh, None, persist)
+        client = GmailClient(session, calls, tokens, QuotaPacer(1e9), batch_uri=batch_uri,
+                             batch_size=batch_size, concurrency=8)
+        started = time.perf_counter()
+        await client.get_messages(ids)
+        return time.perf_counter() - started
+
+
+async def main(messages: int, latency_ms: float) -> list[tuple[str, float]]:
+    sim = Simulator(seed=1)
+    sim.quota.units_per_second = None
+    box = sim.create_mailbox("bench@example.com")
+    ids = sim.seed(box.address, messages=messages, threads=max(1, messages // 3), seed=1)
+    sim.faults.update(latency_ms=latency_ms)
+    results = []
+    async with serve(sim) as running:
+        args = (running.base_url, running.token_uri, sim, box.refresh_token, ids)
+        results.append(("googleapiclient, 8 threads, one call each",
+                        await googleapiclient_threads(*args, threads=8)))
+        results.append(("googleapiclient, BatchHttpRequest of 50, sequential",
+                        await googleapiclient_batch(*args, size=50,
+                                                    batch_uri=running.batch_uri)))
+        results.append(("aiohttp client, 8 in flight, one call each",
+                        await aiohttp_client(*args, batch_size=1, batch_uri=running.batch_uri)))
+        results.append(("aiohttp client, batches of 50, 8 in flight",
+                        await aiohttp_client(*args, batch_size=50, batch_uri=running.batch_uri)))
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    ns = parser.parse_args()
+    for name, seconds in asyncio.run(main(ns.messages, ns.latency_ms)):
+        print(f"{name:<55} {ns.messages / seconds:8.0f} messages/s  ({seconds:.2f} s)")
