@@ -22,6 +22,8 @@ from db.migrate import migrate
 from delightbridge import embedded_pg
 from tests.dbutil import create_database, drop_database, with_database
 
+pytest_plugins = ["tests.plugins.gmail", "tests.plugins.pubsub"]
+
 REFERENCE_SCHEMA = Path(__file__).parent / "fixtures" / "delightbridge-schema.sql"
 
 

@@ -13,9 +13,7 @@ from delightbridge.settings import Settings
 from gmailsim import Mailbox, Simulator
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.gmail.retry import FAST_POLICY
-from tests.plugins.gmail import GmailSim, gmail_sim, gmail_sim_factory, gmail_simulator
-
-__all__ = ["gmail_sim", "gmail_sim_factory", "gmail_simulator"]
+from tests.plugins.gmail import GmailSim
 
 ACCOUNT = "svc-noji"
 ADDRESS = "support@noji.example"

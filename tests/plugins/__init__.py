@@ -1,0 +1,1 @@
+"""Pytest plugins shared by the suites: the Gmail simulator and the Pub/Sub emulator."""
