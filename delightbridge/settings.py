@@ -48,6 +48,8 @@ class Settings:
     pubsub_topic: str = "gmail-push"
     pubsub_subscription: str = "gmail-push-sync"
     pubsub_emulator_host: str | None = None
+    gmail_watch_label_ids: tuple[str, ...] = ()
+    gmail_watch_label_filter_behavior: str = "include"
     token_encryption_key: bytes | None = field(default=None, repr=False)
     log_level: str = "INFO"
     log_format: LogFormat = "json"
@@ -200,6 +202,21 @@ def _host_port(raw: str) -> str:
     return raw
 
 
+def _label_ids(raw: str) -> tuple[str, ...]:
+    labels = tuple(item for item in re.split(r"[,\s]+", raw) if item)
+    bad = [label for label in labels if not re.fullmatch(r"[A-Za-z0-9_]+", label)]
+    if bad:
+        raise ValueError(f"must be comma-separated Gmail label ids; {bad[0]!r} is not one")
+    return labels
+
+
+def _behavior(raw: str) -> str:
+    value = raw.lower()
+    if value not in ("include", "exclude"):
+        raise ValueError(f"must be include or exclude, got {raw!r}")
+    return value
+
+
 def _log_level(raw: str) -> str:
     level = raw.upper()
     if level not in _LOG_LEVELS:
@@ -253,6 +270,10 @@ _VARIABLES: tuple[_Var, ...] = (
          "subscription the consumer pulls (id or projects/P/subscriptions/S)"),
     _Var("PUBSUB_EMULATOR_HOST", "pubsub_emulator_host", _host_port,
          "host:port of the Pub/Sub emulator, standard for Google's clients"),
+    _Var("GMAIL_WATCH_LABEL_IDS", "gmail_watch_label_ids", _label_ids,
+         "labels the Gmail watch is limited to (e.g. INBOX); empty: every change"),
+    _Var("GMAIL_WATCH_LABEL_FILTER_BEHAVIOR", "gmail_watch_label_filter_behavior", _behavior,
+         "include (notify for those labels) or exclude (for all but them)"),
     _Var("TOKEN_ENCRYPTION_KEY", "token_encryption_key", _aes_key,
          "32 bytes, base64: encrypts OAuth tokens at rest with AES-256-GCM"),
     _Var("LOG_LEVEL", "log_level", _log_level, "DEBUG, INFO, WARNING, ERROR"),

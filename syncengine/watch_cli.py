@@ -1,0 +1,58 @@
+"""``delightbridge renew-watches``: one renewal pass (for cron), or a daily loop.
+
+Exit code 0 when every due watch was renewed, 1 when any could not be (each failure
+is also recorded on its service and logged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from db.pool import open_pool
+from delightbridge.errors import ConfigError
+from delightbridge.settings import Settings
+from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.watch import WatchSettings, renew_all
+
+LOOP_INTERVAL = 3600.0  # check hourly; each service renews about daily
+
+
+def watch_settings(settings: Settings) -> WatchSettings:
+    return WatchSettings(topic=settings.topic_path, label_ids=settings.gmail_watch_label_ids,
+                         behavior=settings.gmail_watch_label_filter_behavior)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="renew every connected service now, due or not")
+    parser.add_argument("--loop", action="store_true",
+                        help="keep running, checking hourly, until SIGTERM")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.pubsub_topic:
+        raise ConfigError("PUBSUB_TOPIC", "is required to start Gmail watches")
+    config = watch_settings(settings)
+    async with open_pool(settings) as pool, SyncEngine.open(
+        pool, EngineConfig.from_settings(settings)
+    ) as engine:
+        if not args.loop:
+            report = await renew_all(engine, config, force=args.force)
+            print(f"renewed {len(report.renewed)}, not due {len(report.skipped)}, "
+                  f"failed {len(report.failed)}")
+            for service_id, error in sorted(report.failed.items()):
+                print(f"  failed {service_id}: {error}")
+            return 1 if report.failed else 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        while not stop.is_set():
+            await renew_all(engine, config)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=LOOP_INTERVAL)
+            except TimeoutError:
+                continue
+        return 0

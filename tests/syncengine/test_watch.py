@@ -1,0 +1,122 @@
+"""Watch renewal with the simulator's clock: no lapse in 30 days; failures surface."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from delightbridge.errors import ServiceNotConnected
+from delightbridge.settings import variable_names
+from gmailsim.errors import GmailError as SimError
+from syncengine import watch
+from syncengine.watch import WatchSettings, renew_all, renewal_due
+from tests.syncengine.conftest import SyncSetup, add_service
+
+TOPIC = WatchSettings("projects/delightbridge-local/topics/gmail-push")
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("expires", "renewed", "due"),
+    [
+        (None, None, True),  # never watched
+        (NOW + timedelta(days=6), NOW - timedelta(hours=1), False),
+        (NOW + timedelta(days=6), NOW - timedelta(hours=25), True),  # a day old
+        (NOW + timedelta(days=1), NOW - timedelta(hours=1), True),  # about to lapse
+        (NOW - timedelta(minutes=1), NOW - timedelta(hours=1), True),  # lapsed
+    ],
+)
+def test_renewal_due(expires: datetime | None, renewed: datetime | None, due: bool) -> None:
+    assert renewal_due("svc", expires, renewed, NOW) is due
+
+
+def test_jitter_spreads_services_but_is_stable() -> None:
+    offsets = {watch.jitter_for(f"svc-{n}") for n in range(50)}
+    assert len(offsets) == 50
+    assert all(timedelta(0) <= o < watch.JITTER for o in offsets)
+    assert watch.jitter_for("svc-1") == watch.jitter_for("svc-1")
+
+
+def _sim_now(setup: SyncSetup) -> datetime:
+    return datetime.fromtimestamp(setup.sim.clock.now(), UTC)
+
+
+async def test_thirty_simulated_days_and_no_watch_ever_lapses(setup: SyncSetup) -> None:
+    other = setup.sim.create_mailbox("help@ankipro.example")
+    await add_service(setup.pool, "svc-anki", other.address, other.refresh_token)
+    addresses = (setup.address, other.address)
+    report = await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
+    assert sorted(report.renewed) == ["svc-anki", "svc-noji"]
+    renewals = 2
+    for hour in range(0, 30 * 24, 6):  # the job runs every 6 hours for 30 days
+        setup.sim.clock.advance(6 * 3600)
+        for address in addresses:
+            assert setup.sim.active_watch(address) is not None, f"lapsed at hour {hour}"
+        report = await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
+        assert report.failed == {}
+        renewals += len(report.renewed)
+    # About once a day per service: not every run, not never.
+    assert 2 * 25 <= renewals <= 2 * 35
+    rows = await setup.pool.fetch("SELECT watch_expires_at, watch_error FROM gmail_accounts")
+    assert all(r["watch_expires_at"] > _sim_now(setup) + timedelta(days=5) for r in rows)
+    assert all(r["watch_error"] is None for r in rows)
+
+
+async def test_only_one_client_allowed_then_stop_and_watch_again(setup: SyncSetup) -> None:
+    setup.sim.faults.fail_next("users.watch", error=SimError(
+        400, "Only one user push notification client allowed per developer "
+        "(call /stop then try again)", reason="invalidArgument"))
+    report = await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
+    assert report.renewed == ["svc-noji"]
+    assert setup.sim.counters.calls("users.stop") == 1
+    assert setup.sim.active_watch(setup.address) is not None
+
+
+def _not_configured() -> SimError:
+    return SimError(403, "Gmail API has not been used in project 1 before or it is disabled.",
+                    reason="accessNotConfigured")
+
+
+async def test_failures_are_recorded_and_surface(setup: SyncSetup, db_url: str) -> None:
+    setup.sim.faults.fail_next("users.watch", error=_not_configured())
+    report = await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
+    assert list(report.failed) == ["svc-noji"]
+    row = await setup.pool.fetchrow("SELECT watch_error, watch_expires_at FROM gmail_accounts")
+    assert row["watch_error"]
+    assert row["watch_expires_at"] is None
+    # The command exits non-zero when a watch could not be renewed.
+    setup.sim.faults.fail_next("users.watch", error=_not_configured())
+    env = {k: v for k, v in os.environ.items() if k not in variable_names()}
+    env.update({"DATABASE_URL": db_url, "GMAIL_API_ENDPOINT": setup.gmail.base_url,
+                "GOOGLE_OAUTH_TOKEN_URI": setup.gmail.token_uri,
+                "GOOGLE_CLIENT_ID": setup.sim.client_id,
+                "GOOGLE_CLIENT_SECRET": setup.sim.client_secret})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "delightbridge.cli", "renew-watches", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 1
+    assert "failed 1" in out.decode()
+    assert "svc-noji" in out.decode()
+    # Once Gmail accepts again, the error clears.
+    report = await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
+    assert report.renewed == ["svc-noji"]
+    assert await setup.pool.fetchval("SELECT watch_error FROM gmail_accounts") is None
+
+
+async def test_revoked_token_disconnects_and_stop_clears_the_watch(setup: SyncSetup) -> None:
+    await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
+    await watch.stop(setup.engine, "svc-noji")
+    assert setup.sim.active_watch(setup.address) is None
+    assert await setup.pool.fetchval("SELECT watch_expires_at FROM gmail_accounts") is None
+    setup.sim.revoke_refresh_token(setup.address)
+    setup.sim.expire_access_tokens(setup.address)
+    report = await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
+    assert "invalid_grant" in report.failed["svc-noji"]
+    assert await setup.pool.fetchval("SELECT sync_state FROM gmail_accounts") == "disconnected"
+    with pytest.raises(ServiceNotConnected):
+        await watch.renew(setup.engine, "svc-noji", TOPIC)
