@@ -94,6 +94,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("db-url", "print the database URL in use", _db_url),
     _module_command("serve", "run the HTTP API", "api.server"),
     _module_command("sync", "run one full or incremental sync of a service", "syncengine.cli"),
+    _module_command("verify", "compare mirrors with their mailboxes; --repair fixes drift",
+                    "syncengine.verify_cli"),
     _module_command("renew-watches", "renew Gmail push watches that are due (cron, or --loop)",
                     "syncengine.watch_cli"),
     _module_command("simulator", "run the Gmail API simulator (seeded mailboxes)", "gmailsim.cli"),

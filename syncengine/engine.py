@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +39,7 @@ from syncengine.gmail.client import GmailClient
 from syncengine.gmail.oauth import AccessToken, OAuthClient, ServiceTokens
 from syncengine.gmail.pacing import QuotaPacer
 from syncengine.gmail.retry import RetryPolicy
-from syncengine.incremental import run_incremental
+from syncengine.incremental import apply, run_incremental
 from syncengine.lock import service_lock
 from syncengine.runs import Mode, Progress, Run, SyncResult, Trigger
 
@@ -114,11 +114,14 @@ class SyncEngine:
         run_id: uuid.UUID | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_start: Callable[[Run], None] | None = None,
+        repair: Collection[str] = (),
     ) -> SyncResult:
         """Run one sync. ``wait``: seconds to wait for another sync's lock (None: fail).
 
         ``on_start`` is called once the lock is held and the run recorded, so a caller
         running this in the background can answer "started" only when it truly has.
+        ``repair``: Gmail message ids whose mirror is wrong (from verify): after the
+        sync, each is read again and stored or removed.
         """
         await self._load(service_id)  # fail fast on unknown or disconnected services
         async with service_lock(self.pool, service_id, wait=wait):
@@ -129,7 +132,7 @@ class SyncEngine:
             if on_start:
                 on_start(run)
             try:
-                await self._run(service, run)
+                await self._run(service, run, repair)
             except BaseException as exc:
                 await self._record_failure(service, run, exc)
                 if isinstance(exc, OAuthRefused):
@@ -145,8 +148,14 @@ class SyncEngine:
                 "history_id": result.history_id, "seconds": round(result.duration, 3)})
             return result
 
-    async def _run(self, service: ServiceRow, run: Run) -> None:
+    async def _run(self, service: ServiceRow, run: Run, repair: Collection[str] = ()) -> None:
         ctx = SyncContext(self.pool, self.client_for(service), service.id, service.email, run)
+        await self._sync_mode(ctx, service, run)
+        if repair and run.mode == "incremental":  # a full sync has already rewritten all
+            run.progress.phase = "repairing"
+            await apply(ctx, set(repair), ())
+
+    async def _sync_mode(self, ctx: SyncContext, service: ServiceRow, run: Run) -> None:
         if run.mode == "incremental" and service.last_history_id is None:
             run.mode, run.fell_back_to_full = "full", True
         if run.mode == "incremental":

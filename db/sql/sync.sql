@@ -171,3 +171,10 @@ WHERE t.account_id = $1 AND NOT EXISTS (SELECT 1 FROM emails e WHERE e.thread_id
 -- name: sync_known_message_ids
 SELECT e.gmail_message_id FROM emails e JOIN email_threads t ON t.id = e.thread_id
 WHERE t.account_id = $1 AND e.gmail_message_id = ANY($2::text[])
+
+-- ---------------------------------------------------------------- verify
+
+-- name: verify_mirror
+SELECT e.gmail_message_id, t.gmail_thread_id, e.label_ids, e.content_hash
+FROM emails e JOIN email_threads t ON t.id = e.thread_id
+WHERE t.account_id = $1

@@ -93,6 +93,17 @@ class CallBuilder:
             "messages.get", self._messages.get(userId="me", id=message_id, format=format)
         )
 
+    def list_threads(self, page_token: str | None = None, *, max_results: int = MAX_PAGE
+                     ) -> GmailCall:
+        kwargs: dict[str, Any] = {"userId": "me", "maxResults": max_results}
+        if page_token:
+            kwargs["pageToken"] = page_token
+        return self._call("threads.list", self._threads.list(**kwargs))
+
+    def get_thread(self, thread_id: str, *, format: str = "minimal") -> GmailCall:
+        return self._call("threads.get",
+                          self._threads.get(userId="me", id=thread_id, format=format))
+
     def get_attachment(self, message_id: str, attachment_id: str) -> GmailCall:
         return self._call(
             "messages.attachments.get",

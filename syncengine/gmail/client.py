@@ -124,10 +124,22 @@ class GmailClient:
     async def stop(self) -> None:
         await self.execute(self.calls.stop())
 
+    async def list_threads(self, page_token: str | None = None) -> Resource:
+        return await self.execute(self.calls.list_threads(page_token))
+
     async def get_messages(self, ids: Sequence[str], *, format: str = "full"
                            ) -> dict[str, Resource | None]:
         """Current state of each message; None for those Gmail no longer has (404)."""
-        calls = [self.calls.get_message(i, format=format) for i in ids]
+        return await self.get_many(ids, [self.calls.get_message(i, format=format) for i in ids])
+
+    async def get_threads(self, ids: Sequence[str], *, format: str = "minimal"
+                          ) -> dict[str, Resource | None]:
+        """Each thread with its messages; None for those Gmail no longer has (404)."""
+        return await self.get_many(ids, [self.calls.get_thread(i, format=format) for i in ids])
+
+    async def get_many(self, ids: Sequence[str], calls: list[GmailCall]
+                       ) -> dict[str, Resource | None]:
+        """Answers to ``calls`` keyed by ``ids``, batched and paced; None for a 404."""
         # A batch never costs more than the pacer lets through in one window.
         size = max(1, min(self._batch_size, int(self._pacer.limit // max(1, calls[0].cost))
                           if calls else 1))
