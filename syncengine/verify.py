@@ -23,7 +23,7 @@ from syncengine import history
 from syncengine.engine import ServiceRow, SyncEngine
 from syncengine.gmail.client import GmailClient
 from syncengine.lock import service_lock
-from syncengine.parse import is_mirrored, parse_message
+from syncengine.parse import ParsedMessage, is_mirrored, parse_message
 
 
 @dataclass
@@ -134,11 +134,14 @@ async def _content_drift(client: GmailClient, service: ServiceRow, ids: list[str
         chunk = ids[start:start + page]
         fetched = {mid: res for mid, res in (await client.get_messages(chunk)).items()
                    if res is not None}  # None: deleted this very moment, the next sync's
-        parsed_all = await asyncio.to_thread(
-            lambda f=fetched: {mid: parse_message(res, service.email) for mid, res in f.items()})
+        parsed_all = await asyncio.to_thread(_parse_all, fetched, service.email)
         for mid, parsed in parsed_all.items():
             if parsed.missing_body_parts:
                 continue  # the stored hash includes bodies fetched separately
             if parsed.content_hash != stored[mid]["content_hash"]:
                 wrong.append(mid)
     return wrong
+
+
+def _parse_all(resources: dict[str, Any], mailbox: str) -> dict[str, ParsedMessage]:
+    return {mid: parse_message(res, mailbox) for mid, res in resources.items()}

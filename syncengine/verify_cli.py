@@ -14,6 +14,7 @@ from db.pool import open_pool
 from db.queries import query
 from delightbridge.settings import Settings
 from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.runs import Mode
 from syncengine.verify import Drift, verify
 
 SHOW = 10
@@ -53,7 +54,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             if drift.equal:
                 continue
             if args.repair:
-                mode = "full" if drift.history_expired else "incremental"
+                mode: Mode = "full" if drift.history_expired else "incremental"
                 result = await engine.sync(service_id, mode=mode, trigger="repair", wait=60,
                                            repair=drift.drifted)
                 article = "an" if result.mode == "incremental" else "a"

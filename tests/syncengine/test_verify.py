@@ -22,10 +22,13 @@ async def _synced(setup: SyncSetup) -> list[str]:
 async def test_an_exact_mirror_verifies_equal_and_new_mail_is_pending(setup: SyncSetup) -> None:
     await _synced(setup)
     drift = await verify(setup.engine, setup.account_id, deep=True)
-    assert drift.equal and drift.checked > 50 and drift.pending == 0
+    assert drift.equal
+    assert drift.checked > 50
+    assert drift.pending == 0
     setup.sim.deliver(setup.address)  # not synced yet: pending, not drift
     drift = await verify(setup.engine, setup.account_id, deep=True)
-    assert drift.equal and drift.pending == 1
+    assert drift.equal
+    assert drift.pending == 1
 
 
 async def _damage(setup: SyncSetup, ids: list[str]) -> dict[str, str]:
@@ -51,7 +54,8 @@ async def test_every_kind_of_drift_is_reported(setup: SyncSetup) -> None:
     shallow = await verify(setup.engine, setup.account_id)
     assert (shallow.missing, shallow.extra, shallow.labels) == (
         [damage["missing"]], [damage["extra"]], [damage["labels"]])
-    assert shallow.content == [] and not shallow.equal
+    assert shallow.content == []
+    assert not shallow.equal
     deep = await verify(setup.engine, setup.account_id, deep=True)
     assert deep.content == [damage["content"]]
 
@@ -80,7 +84,8 @@ async def test_verify_command_exit_codes_and_repair(setup: SyncSetup, db_url: st
     setup.sim.deliver(setup.address)  # pending as well
     code, out = await _verify_cli(setup, db_url, setup.account_id, "--deep")
     assert code == 1
-    assert "DRIFT" in out and damage["extra"] in out
+    assert "DRIFT" in out
+    assert damage["extra"] in out
     code, out = await _verify_cli(setup, db_url, "--all", "--deep", "--repair")
     assert code == 0, out
     assert "repaired by an incremental sync" in out
@@ -89,4 +94,5 @@ async def test_verify_command_exit_codes_and_repair(setup: SyncSetup, db_url: st
                                     "ORDER BY started_at DESC LIMIT 1")
     assert dict(run) == {"trigger": "repair", "mode": "incremental", "status": "succeeded"}
     code, out = await _verify_cli(setup, db_url, setup.account_id, "--deep")
-    assert code == 0 and ": equal:" in out
+    assert code == 0
+    assert ": equal:" in out
