@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from api.authjs import Unauthenticated
+from api.config import ApiConfig
+from api.keys import API_CONFIG
 from api.sessions import Forbidden
 from delightbridge import logs
 from delightbridge.errors import (
@@ -25,9 +27,13 @@ from delightbridge.errors import (
     ServiceNotConnected,
     ServiceNotFound,
     SyncInProgress,
+    TokenDecryptionError,
 )
 
 log = logging.getLogger(__name__)
+
+#: Longest human message in an error body (ids echoed from the request are bounded).
+MAX_MESSAGE = 300
 
 
 class InvalidParameter(DelightBridgeError):
@@ -45,30 +51,57 @@ def error_response(status: int, code: str, message: str, *,
 
 
 def connect_url(request: web.Request, service_id: str) -> str:
-    return str(request.url.with_path(f"/api/services/{service_id}/connect").with_query(None))
+    """Where an admin reconnects ``service_id`` (the connect endpoint, public URL)."""
+    config = request.app.get(API_CONFIG) or ApiConfig()
+    return config.connect_url(request, service_id)
 
 
 def _retry_after(exc: GmailError) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(exc.retry_after or 1)))}
 
 
+# Domain errors whose own message is the answer's, by status and code (first match wins).
+_PLAIN: tuple[tuple[type[DelightBridgeError], int, str], ...] = (
+    (Unauthenticated, 401, "unauthenticated"),
+    (Forbidden, 403, "forbidden"),
+    (ServiceNotFound, 404, "service_not_found"),
+    (SyncInProgress, 409, "sync_in_progress"),
+)
+
+
 def to_response(request: web.Request, exc: DelightBridgeError) -> web.Response:
     """The HTTP answer for a domain error."""
     message = logs.scrub(str(exc))
-    if isinstance(exc, Unauthenticated):
-        return error_response(401, "unauthenticated", message)
-    if isinstance(exc, Forbidden):
-        return error_response(403, "forbidden", message)
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE - 1] + "…"
+    for kind, status, code in _PLAIN:
+        if isinstance(exc, kind):
+            return error_response(status, code, message)
     if isinstance(exc, InvalidParameter):
         return error_response(400, exc.code, message)
-    if isinstance(exc, ServiceNotFound):
-        return error_response(404, "service_not_found", message)
     if isinstance(exc, ServiceNotConnected):
         url = connect_url(request, exc.service_id)
         return error_response(409, "service_not_connected",
                               f"{message} Reconnect it at {url}", connectUrl=url)
-    if isinstance(exc, SyncInProgress):
-        return error_response(409, "sync_in_progress", message)
+    if isinstance(exc, GmailError):
+        return _gmail_response(exc, message)
+    if isinstance(exc, DatabaseError):
+        return error_response(503, "database_unavailable",
+                              "The database is not reachable right now.",
+                              headers={"Retry-After": "5"})
+    if isinstance(exc, TokenDecryptionError):
+        # The deployment's TOKEN_ENCRYPTION_KEY is not the one the tokens were sealed with.
+        log.error("stored token does not decrypt: %s", message,
+                  extra={"action": "api.token_decryption"})
+        return error_response(500, "token_decryption_failed",
+                              "The service's stored Gmail tokens cannot be decrypted with "
+                              "this server's TOKEN_ENCRYPTION_KEY.")
+    log.error("unmapped domain error: %s", message, extra={"action": "api.unmapped",
+                                                           "code": exc.code})
+    return error_response(500, "internal", "An internal error occurred.")
+
+
+def _gmail_response(exc: GmailError, message: str) -> web.Response:
     if isinstance(exc, GmailQuotaExceeded):
         return error_response(429, "gmail_quota_exceeded",
                               "Gmail's rate limit was reached; try again later.",
@@ -77,15 +110,7 @@ def to_response(request: web.Request, exc: DelightBridgeError) -> web.Response:
         return error_response(503, "gmail_unavailable",
                               "Gmail is not answering right now; try again later.",
                               headers=_retry_after(exc))
-    if isinstance(exc, DatabaseError):
-        return error_response(503, "database_unavailable",
-                              "The database is not reachable right now.",
-                              headers={"Retry-After": "5"})
-    if isinstance(exc, GmailError):
-        return error_response(502, "gmail_error", message)
-    log.error("unmapped domain error: %s", message, extra={"action": "api.unmapped",
-                                                           "code": exc.code})
-    return error_response(500, "internal", "An internal error occurred.")
+    return error_response(502, "gmail_error", message)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -99,12 +124,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return to_response(request, exc)
     except web.HTTPMethodNotAllowed as exc:
         return error_response(405, "method_not_allowed",
-                              f"{request.method} is not allowed here.",
+                              f"{request.method[:20]} is not allowed here.",
                               headers={"Allow": ", ".join(sorted(exc.allowed_methods))})
     except web.HTTPNotFound:
         return error_response(404, "not_found", "No such endpoint.")
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # aiohttp's own refusals (413, 400…) answered in the same shape as ours.
+        return error_response(exc.status, "http_error", f"{exc.reason}.")
     except Exception:
         log.exception("unhandled error", extra={"action": "api.internal_error",
                                                 "path": request.path})

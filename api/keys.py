@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 
+from api.config import ApiConfig
 from api.metrics import ApiMetrics
 from delightbridge.settings import Settings
 from syncengine.engine import SyncEngine
 
 SETTINGS = web.AppKey("settings", Settings)
+API_CONFIG = web.AppKey("api_config", ApiConfig)
 POOL = web.AppKey("pool", asyncpg.Pool)
 ENGINE = web.AppKey("engine", SyncEngine)
+#: For the API's own outbound calls (the OAuth code exchange).
+HTTP = web.AppKey("http", aiohttp.ClientSession)
 METRICS = web.AppKey("metrics", ApiMetrics)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[object]])

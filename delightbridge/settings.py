@@ -40,6 +40,9 @@ class Settings:
     google_client_id: str | None = None
     google_client_secret: str | None = field(default=None, repr=False)
     google_oauth_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105
+    google_oauth_auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    public_base_url: str | None = None
+    connect_return_url: str | None = None
     gmail_api_endpoint: str = "https://gmail.googleapis.com"
     gmail_batch_size: int = 50
     gmail_quota_units_per_second: int = 250
@@ -138,6 +141,20 @@ def _http_url(raw: str) -> str:
     except ValueError:
         raise ValueError("has an invalid port") from None
     return raw.rstrip("/")
+
+
+def _return_url(raw: str) -> str:
+    """An http(s) URL that may carry a query string (the web app's page and its tab)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL, got {raw!r}")
+    if parts.fragment:
+        raise ValueError("must not carry a fragment")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return raw
 
 
 def _int_between(low: int, high: int) -> Callable[[str], int]:
@@ -254,6 +271,14 @@ _VARIABLES: tuple[_Var, ...] = (
     _Var("GOOGLE_CLIENT_SECRET", "google_client_secret", _plain, "OAuth client secret"),
     _Var("GOOGLE_OAUTH_TOKEN_URI", "google_oauth_token_uri", _http_url,
          "OAuth token endpoint"),
+    _Var("GOOGLE_OAUTH_AUTH_URI", "google_oauth_auth_uri", _http_url,
+         "OAuth consent screen the connect endpoint redirects admins to"),
+    _Var("PUBLIC_BASE_URL", "public_base_url", _http_url,
+         "the API's public origin (and path prefix), for the OAuth redirect URI and "
+         "reconnect links; unset: the origin of each request"),
+    _Var("CONNECT_RETURN_URL", "connect_return_url", _return_url,
+         "where the OAuth callback sends the browser afterwards (status, reason, runId "
+         "added to its query); unset: the API's /api/services/oauth/result"),
     _Var("GMAIL_API_ENDPOINT", "gmail_api_endpoint", _http_url,
          "Gmail API base URL (may carry a path prefix)"),
     _Var("GMAIL_BATCH_SIZE", "gmail_batch_size", _int_between(1, 100),

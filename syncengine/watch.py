@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from db.queries import query
 from delightbridge import logs
 from delightbridge.errors import DelightBridgeError, GmailError, OAuthRefused
+from delightbridge.settings import Settings
 from syncengine.engine import SyncEngine
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ class WatchSettings:
     topic: str
     label_ids: tuple[str, ...] = ()
     behavior: str = "include"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WatchSettings:
+        return cls(settings.topic_path, settings.gmail_watch_label_ids,
+                   settings.gmail_watch_label_filter_behavior)
 
 
 def jitter_for(service_id: str) -> timedelta:

@@ -19,11 +19,6 @@ from syncengine.watch import WatchSettings, renew_all
 LOOP_INTERVAL = 3600.0  # check hourly; each service renews about daily
 
 
-def watch_settings(settings: Settings) -> WatchSettings:
-    return WatchSettings(topic=settings.topic_path, label_ids=settings.gmail_watch_label_ids,
-                         behavior=settings.gmail_watch_label_filter_behavior)
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="renew every connected service now, due or not")
@@ -34,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.pubsub_topic:
         raise ConfigError("PUBSUB_TOPIC", "is required to start Gmail watches")
-    config = watch_settings(settings)
+    config = WatchSettings.from_settings(settings)
     async with open_pool(settings) as pool, SyncEngine.open(
         pool, EngineConfig.from_settings(settings)
     ) as engine:

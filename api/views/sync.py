@@ -5,6 +5,9 @@ through the engine and answers with the seed's fields (``ok``, ``mode``,
 ``threadsProcessed``, ``messagesProcessed``) plus ``runId``, ``historyId`` and
 ``fellBackToFull``. With ``wait=false`` it answers 202 as soon as the sync holds the
 service's lock, and the run is followed at ``GET .../sync/runs/{runId}``.
+
+Every endpoint checks the admin session first (401/403), then its parameters (400),
+then the service (404): nobody learns which services exist without being an admin.
 """
 
 from __future__ import annotations
@@ -14,18 +17,21 @@ import json
 import uuid
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
-from api.errors import InvalidParameter, error_response
-from api.keys import BACKGROUND, ENGINE, METRICS, POOL, SETTINGS
+from api.engine import start_sync
+from api.errors import InvalidParameter, error_response, to_response
+from api.keys import POOL, SETTINGS
 from api.sessions import require_admin
 from db.queries import query
-from delightbridge.errors import ServiceNotFound
+from delightbridge.errors import ServiceNotFound, SyncInProgress
 from syncengine.runs import MODES, Mode, Run, SyncResult
 
 routes = web.RouteTableDef()
 
 RECENT_RUNS = 20
+MAX_RUNS = 100
 
 
 async def _admin(request: web.Request) -> None:
@@ -44,8 +50,17 @@ def _mode(request: web.Request) -> Mode:
 def _wait(request: web.Request) -> bool:
     raw = request.query.get("wait", "true").lower()
     if raw not in ("true", "false", "1", "0"):
-        raise InvalidParameter("invalid_wait", f"wait must be true or false, not {raw[:40]!r}.")
+        raise InvalidParameter("invalid_wait",
+                               f"wait must be true or false, not {raw[:40]!r}.")
     return raw in ("true", "1")
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", str(RECENT_RUNS))
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_RUNS):
+        raise InvalidParameter("invalid_limit",
+                               f"limit must be a whole number from 1 to {MAX_RUNS}.")
+    return int(raw)
 
 
 def result_body(result: SyncResult) -> dict[str, Any]:
@@ -62,38 +77,46 @@ def result_body(result: SyncResult) -> dict[str, Any]:
     }
 
 
+async def _in_progress(request: web.Request, exc: SyncInProgress) -> web.Response:
+    """409 sync_in_progress, naming the running run when this database knows it."""
+    response = to_response(request, exc)
+    try:
+        run_id = await request.app[POOL].fetchval(query("api_running_run"), exc.service_id)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        run_id = None
+    if run_id is None:
+        return response
+    return error_response(409, "sync_in_progress",
+                          f"A sync of service {exc.service_id[:100]!r} is already running; "
+                          f"follow it at its run {run_id}.", runId=str(run_id))
+
+
 @routes.post("/api/services/{service_id}/sync")
 async def trigger_sync(request: web.Request) -> web.Response:
     await _admin(request)
     mode, wait = _mode(request), _wait(request)
     service_id = request.match_info["service_id"]
-    engine, metrics = request.app[ENGINE], request.app[METRICS]
     started: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
 
     def on_start(run: Run) -> None:
         if not started.done():
             started.set_result(run)
 
-    async def sync() -> SyncResult:
-        try:
-            result = await engine.sync(service_id, mode=mode, trigger="api", on_start=on_start)
-        except BaseException:
-            metrics.sync_runs.labels(mode, "api", "failed").inc()
-            raise
-        metrics.sync_runs.labels(result.mode, "api", "succeeded").inc()
-        metrics.sync_seconds.labels(result.mode).observe(result.duration)
-        return result
-
     # The sync runs in a task of its own: a client that hangs up does not cancel it,
-    # and shutdown waits for it (see app.background_tasks).
-    task: asyncio.Task[Any] = asyncio.create_task(sync())
-    request.app[BACKGROUND].add(task)
-    task.add_done_callback(request.app[BACKGROUND].discard)
-    if wait:
-        return web.json_response(result_body(await asyncio.shield(task)))
-    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
-    if not started.done():
-        task.result()  # raises the domain error (not found, not connected, in progress)
+    # and shutdown waits for it (api.app drains app[BACKGROUND]).
+    task = start_sync(request.app, service_id, mode=mode, trigger="api", on_start=on_start)
+    try:
+        if wait:
+            return web.json_response(result_body(await asyncio.shield(task)))
+        waiters: set[asyncio.Future[Any]] = {task, started}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not started.done():
+            task.result()  # raises the domain error (not found, not connected, in progress)
+    except SyncInProgress as exc:
+        return await _in_progress(request, exc)
+    finally:
+        if not started.done():
+            started.cancel()
     run = started.result()
     return web.json_response({"ok": True, "mode": mode, "runId": str(run.id)}, status=202)
 
@@ -131,8 +154,9 @@ async def _existing_service(request: web.Request) -> str:
 @routes.get("/api/services/{service_id}/sync/runs")
 async def list_runs(request: web.Request) -> web.Response:
     await _admin(request)
+    limit = _limit(request)
     service_id = await _existing_service(request)
-    rows = await request.app[POOL].fetch(query("sync_runs_recent"), service_id, RECENT_RUNS)
+    rows = await request.app[POOL].fetch(query("sync_runs_recent"), service_id, limit)
     return web.json_response({"ok": True, "runs": [run_body(r) for r in rows]})
 
 
@@ -141,11 +165,11 @@ async def get_run(request: web.Request) -> web.Response:
     await _admin(request)
     service_id = await _existing_service(request)
     try:
-        run_id = uuid.UUID(request.match_info["run_id"])
+        run_id: uuid.UUID | None = uuid.UUID(request.match_info["run_id"])
     except ValueError:
         run_id = None
     row = run_id and await request.app[POOL].fetchrow(query("sync_run_get"), service_id, run_id)
     if not row:
         return error_response(404, "run_not_found",
-                              f"Service {service_id!r} has no sync run with that id.")
+                              f"Service {service_id[:100]!r} has no sync run with that id.")
     return web.json_response({"ok": True, "run": run_body(row)})

@@ -1,0 +1,23 @@
+"""``GET /api/openapi.json``: the OpenAPI document of this API (see :mod:`api.openapi`)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from aiohttp import web
+
+from api import openapi
+
+routes = web.RouteTableDef()
+
+
+@cache
+def _body() -> bytes:
+    return json.dumps(openapi.document(), separators=(",", ":")).encode()
+
+
+@routes.get("/api/openapi.json")
+async def document(request: web.Request) -> web.Response:
+    return web.Response(body=_body(), content_type="application/json",
+                        headers={"Cache-Control": "public, max-age=300"})

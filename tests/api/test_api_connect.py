@@ -1,0 +1,385 @@
+"""The connect flow, through the simulator's consent page and token endpoint.
+
+An admin's browser: ``GET /connect`` (302 to consent, state cookie) → the consent page
+(302 back with a code) → ``GET /oauth/callback`` with the cookie (302 to the return
+page). Every failure is a redirect with a reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from http.cookies import Morsel
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from yarl import URL
+
+from api.authjs import encode_session
+from api.config import ApiConfig
+from api.views.connect import GMAIL_READONLY, GMAIL_SEND, REASONS, STATE_COOKIE
+from gmailsim.errors import GmailError
+from syncengine import crypto
+from tests.api.conftest import SECRET, TOKEN_KEY, Api, Reply
+
+SERVICE, ADDRESS = "svc-noji", "support@noji.example"
+CALLBACK = "/api/services/oauth/callback"
+
+
+@dataclass
+class Attempt:
+    """A connect attempt as the browser holds it after ``GET /connect``."""
+
+    consent: URL
+    cookie: Morsel[str]
+
+    @property
+    def state(self) -> str:
+        return self.consent.query["state"]
+
+    @property
+    def cookie_header(self) -> str:
+        return f"{STATE_COOKIE}={self.cookie.value}"
+
+
+async def start(api: Api, service_id: str = SERVICE) -> Attempt:
+    reply = await api.call("GET", f"/api/services/{service_id}/connect")
+    assert reply.status == 302, reply.body
+    return Attempt(URL(reply.headers["Location"]), reply.cookies[STATE_COOKIE])
+
+
+async def consent(api: Api, attempt: Attempt) -> URL:
+    """The simulated consent page: where it sends the browser back to (our callback)."""
+    async with api.session.get(attempt.consent, allow_redirects=False) as response:
+        assert response.status == 302, await response.text()
+        return URL(response.headers["Location"])
+
+
+async def callback(api: Api, query: dict[str, str] | str, cookie: str | None) -> Reply:
+    path = URL(CALLBACK).with_query(query) if isinstance(query, dict) else URL(
+        CALLBACK + query)
+    reply = await api.call("GET", str(path), cookie=cookie)
+    assert reply.status == 302, reply.body
+    # The state cookie is spent whatever happened.
+    spent = reply.cookies[STATE_COOKIE]
+    assert spent.value == ""
+    assert spent["path"] == CALLBACK
+    return reply
+
+
+def outcome(reply: Reply) -> dict[str, str]:
+    location = urlsplit(reply.headers["Location"])
+    return {k: v[0] for k, v in parse_qs(location.query).items()}
+
+
+async def connect_through_consent(api: Api, service_id: str = SERVICE) -> dict[str, str]:
+    attempt = await start(api, service_id)
+    back = await consent(api, attempt)
+    assert back.path == CALLBACK
+    reply = await callback(api, back.query_string and "?" + back.query_string,
+                           attempt.cookie_header)
+    return outcome(reply)
+
+
+async def _service(api: Api, service_id: str = SERVICE) -> Any:
+    return await api.pool.fetchrow(
+        "SELECT refresh_token, access_token, access_token_expires_at, disconnected_reason, "
+        "disconnected_at, watch_expires_at, watch_history_id, watch_renewed_at, watch_error, "
+        "sync_state FROM gmail_accounts WHERE id = $1", service_id)
+
+
+# --- the consent redirect ----------------------------------------------------------------
+
+
+async def test_connect_redirects_to_consent_with_a_bound_state(api: Api) -> None:
+    api.sim.sim.create_mailbox(ADDRESS)
+    await api.add_service(SERVICE, ADDRESS, refresh_token=None)
+    reply = await api.call("GET", f"/api/services/{SERVICE}/connect")
+    assert reply.status == 302
+    assert reply.headers["Cache-Control"] == "no-store"
+    location = URL(reply.headers["Location"])
+    assert str(location.with_query(None)) == api.sim.server.auth_uri
+    query = location.query
+    assert query["client_id"] == api.sim.sim.client_id
+    assert query["redirect_uri"] == api.url(CALLBACK)
+    assert query["response_type"] == "code"
+    assert query["scope"].split() == [GMAIL_READONLY, GMAIL_SEND]
+    assert query["access_type"] == "offline"
+    assert query["prompt"] == "consent"
+    assert query["login_hint"] == ADDRESS
+    assert query["code_challenge_method"] == "S256"
+    assert len(query["code_challenge"]) == 43
+    assert len(query["state"]) >= 40
+    cookie = reply.cookies[STATE_COOKIE]
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Lax"
+    assert cookie["path"] == CALLBACK
+    assert cookie["max-age"] == "600"
+    assert not cookie["secure"]  # http in tests; https deployments get Secure
+    # The cookie is encrypted: neither the state nor the service is readable in it.
+    assert query["state"] not in cookie.value
+    assert SERVICE not in cookie.value
+    # Each attempt has its own state.
+    again = await start(api)
+    assert again.state != query["state"]
+
+
+# --- the whole flow ------------------------------------------------------------------------
+
+
+async def test_connect_stores_tokens_watches_and_syncs(api: Api) -> None:
+    mailbox = api.sim.sim.create_mailbox(ADDRESS, name="Noji")
+    api.sim.sim.seed(ADDRESS, messages=6, threads=3, seed=3)
+    await api.add_service(SERVICE, ADDRESS, refresh_token=None)
+    await api.pool.execute("UPDATE gmail_accounts SET disconnected_reason = 'invalid_grant', "
+                           "disconnected_at = now() WHERE id = $1", SERVICE)
+    result = await connect_through_consent(api)
+    assert result["status"] == "connected", result
+    assert result["service"] == SERVICE
+    await api.drain()
+
+    row = await _service(api)
+    assert row["refresh_token"].startswith(crypto.PREFIX)
+    refresh = crypto.unseal(row["refresh_token"], TOKEN_KEY, account_id=SERVICE,
+                            column="refresh_token")
+    assert refresh in api.sim.sim.tokens.refresh_tokens(ADDRESS)
+    assert refresh != mailbox.refresh_token  # a new grant from the code
+    assert row["access_token"].startswith(crypto.PREFIX)
+    assert row["access_token_expires_at"].timestamp() > time.time() + 600
+    assert row["disconnected_reason"] is None
+    assert row["disconnected_at"] is None
+    assert row["sync_state"] == "connected"
+    # The watch, on the configured topic.
+    watch = api.sim.sim.active_watch(ADDRESS)
+    assert watch is not None
+    assert watch.topic == api.settings.topic_path
+    assert row["watch_expires_at"].timestamp() * 1000 == pytest.approx(watch.expiration_ms,
+                                                                       abs=1)
+    assert row["watch_history_id"] is not None
+    assert row["watch_renewed_at"] is not None
+    assert row["watch_error"] is None
+    # The initial full sync, under the run id the redirect named.
+    run = await api.call("GET", f"/api/services/{SERVICE}/sync/runs/{result['runId']}")
+    assert run.json["run"]["state"] == "succeeded"
+    assert (run.json["run"]["trigger"], run.json["run"]["mode"]) == ("connect", "full")
+    count = await api.pool.fetchval(
+        "SELECT count(*) FROM emails e JOIN email_threads t ON t.id = e.thread_id "
+        "WHERE t.account_id = $1", SERVICE)
+    assert count == run.json["run"]["messagesProcessed"] > 0
+    # The return page says so, for the admin's browser.
+    page = await api.call("GET", f"/api/services/oauth/result?status=connected&service="
+                                 f"{SERVICE}&runId={result['runId']}", cookie=None)
+    assert page.json["ok"] is True
+    assert page.json["runId"] == result["runId"]
+    # And the API syncs with the stored tokens.
+    reply = await api.call("POST", f"/api/services/{SERVICE}/sync")
+    assert (reply.status, reply.json["mode"]) == (200, "incremental")
+
+
+async def test_revoked_then_reconnected_through_the_connect_url(api: Api) -> None:
+    """The docs' story: sync fails for invalid tokens, the admin reconnects, sync works."""
+    await api.connected_service(SERVICE, ADDRESS, messages=2, threads=1)
+    api.sim.sim.revoke_refresh_token(ADDRESS)
+    refused = await api.call("POST", f"/api/services/{SERVICE}/sync")
+    assert refused.status == 409
+    connect_path = URL(refused.json["connectUrl"]).path
+    reply = await api.call("GET", connect_path)
+    assert reply.status == 302
+    attempt = Attempt(URL(reply.headers["Location"]), reply.cookies[STATE_COOKIE])
+    back = await consent(api, attempt)
+    result = outcome(await callback(api, "?" + back.query_string, attempt.cookie_header))
+    assert result["status"] == "connected"
+    await api.drain()
+    synced = await api.call("POST", f"/api/services/{SERVICE}/sync")
+    assert synced.status == 200
+    assert synced.json["mode"] == "incremental"
+
+
+async def test_watch_failure_does_not_fail_the_connect(api: Api) -> None:
+    api.sim.sim.create_mailbox(ADDRESS)
+    api.sim.sim.seed(ADDRESS, messages=2, threads=1, seed=1)
+    await api.add_service(SERVICE, ADDRESS, refresh_token=None)
+    api.sim.sim.faults.fail_next("users.watch", error=GmailError(
+        400, "Error sending test message to Cloud PubSub: Resource not found.",
+        reason="failedPrecondition"))
+    result = await connect_through_consent(api)
+    assert result["status"] == "connected"
+    await api.drain()
+    row = await _service(api)
+    assert row["refresh_token"] is not None
+    assert row["watch_expires_at"] is None
+    assert "Resource not found" in row["watch_error"]
+    run = await api.call("GET", f"/api/services/{SERVICE}/sync/runs/{result['runId']}")
+    assert run.json["run"]["state"] == "succeeded"
+
+
+# --- failures: each a redirect with a reason ------------------------------------------------
+
+
+async def test_wrong_mailbox_is_refused_and_nothing_is_stored(api: Api) -> None:
+    api.sim.sim.create_mailbox(ADDRESS)
+    api.sim.sim.create_mailbox("someone@else.example")
+    await api.add_service(SERVICE, ADDRESS, refresh_token=None)
+    attempt = await start(api)
+    code = api.sim.sim.issue_authorization_code(
+        "someone@else.example", redirect_uri=api.url(CALLBACK),
+        scopes=[GMAIL_READONLY, GMAIL_SEND])
+    reply = await callback(api, {"code": code, "state": attempt.state}, attempt.cookie_header)
+    assert outcome(reply) == {"status": "failed", "reason": "wrong_account", "service": SERVICE}
+    row = await _service(api)
+    assert (row["refresh_token"], row["access_token"]) == (None, None)
+    await api.drain()
+    assert await api.pool.fetchval("SELECT count(*) FROM sync_runs") == 0
+
+
+async def _prepared(api: Api) -> Attempt:
+    api.sim.sim.create_mailbox(ADDRESS)
+    await api.add_service(SERVICE, ADDRESS, refresh_token=None)
+    return await start(api)
+
+
+def _code(api: Api, scopes: tuple[str, ...] = (GMAIL_READONLY, GMAIL_SEND)) -> str:
+    return api.sim.sim.issue_authorization_code(ADDRESS, redirect_uri=api.url(CALLBACK),
+                                                scopes=list(scopes))
+
+
+async def test_state_is_checked_before_anything_else(api: Api) -> None:
+    attempt = await _prepared(api)
+    code = _code(api)
+    cases: list[tuple[dict[str, str], str | None, str]] = [
+        ({"code": code, "state": attempt.state}, None, "missing_state"),
+        ({"code": code, "state": "forged"}, attempt.cookie_header, "state_mismatch"),
+        ({"code": code}, attempt.cookie_header, "state_mismatch"),
+        ({"code": code, "state": attempt.state}, f"{STATE_COOKIE}=garbage", "invalid_state"),
+        ({"code": code, "state": attempt.state},
+         f"{STATE_COOKIE}={attempt.cookie.value[:-10]}", "invalid_state"),
+        ({"code": code, "state": attempt.state},
+         f"{STATE_COOKIE}=" + encode_session({"state": attempt.state, "svc": SERVICE},
+                                             "another-secret-entirely-000",
+                                             cookie_name=STATE_COOKIE), "invalid_state"),
+        # An Auth.js session cookie's value is no state cookie (another key).
+        ({"code": code, "state": attempt.state},
+         f"{STATE_COOKIE}=" + encode_session({"state": attempt.state}, SECRET),
+         "invalid_state"),
+    ]
+    for query, cookie, reason in cases:
+        result = outcome(await callback(api, query, cookie))
+        assert (result["status"], result["reason"]) == ("failed", reason), (query, cookie)
+    # The code was never spent: the genuine attempt still works.
+    result = outcome(await callback(api, {"code": code, "state": attempt.state},
+                                    attempt.cookie_header))
+    assert result["status"] == "connected", result
+    await api.drain()
+
+
+async def test_expired_state_cookie(api: Api) -> None:
+    await _prepared(api)
+    claims = {"state": "s" * 43, "svc": SERVICE, "pkce": "v" * 86,
+              "redirect_uri": api.url(CALLBACK)}
+    old = encode_session(claims, SECRET, cookie_name=STATE_COOKIE, max_age=600,
+                         now=time.time() - 3600)
+    reply = await callback(api, {"code": _code(api), "state": "s" * 43},
+                           f"{STATE_COOKIE}={old}")
+    assert outcome(reply)["reason"] == "state_expired"
+
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ({"error": "access_denied"}, "access_denied"),
+    ({"error": "server_error"}, "consent_failed"),
+    ({}, "missing_code"),
+    ({"code": ""}, "missing_code"),
+    ({"code": "4/0-not-a-code"}, "code_rejected"),
+])
+async def test_consent_answers_without_a_usable_code(api: Api, query: dict[str, str],
+                                                     reason: str) -> None:
+    attempt = await _prepared(api)
+    reply = await callback(api, {**query, "state": attempt.state}, attempt.cookie_header)
+    assert outcome(reply) == {"status": "failed", "reason": reason, "service": SERVICE}
+    page = await api.call("GET", URL("/api/services/oauth/result").with_query(
+        outcome(reply)).path_qs, cookie=None)
+    assert page.json == {"ok": False, "serviceId": SERVICE, "reason": reason,
+                         "message": REASONS[reason]}
+
+
+async def test_a_replayed_callback_is_refused(api: Api) -> None:
+    attempt = await _prepared(api)
+    back = await consent(api, attempt)
+    first = outcome(await callback(api, "?" + back.query_string, attempt.cookie_header))
+    assert first["status"] == "connected"
+    await api.drain()
+    replay = outcome(await callback(api, "?" + back.query_string, attempt.cookie_header))
+    assert replay["reason"] == "code_rejected"
+
+
+async def test_insufficient_scope(api: Api) -> None:
+    attempt = await _prepared(api)
+    code = _code(api, (GMAIL_READONLY,))
+    reply = await callback(api, {"code": code, "state": attempt.state}, attempt.cookie_header)
+    assert outcome(reply)["reason"] == "insufficient_scope"
+    assert (await _service(api))["refresh_token"] is None
+
+
+async def test_token_endpoint_down(api: Api) -> None:
+    attempt = await _prepared(api)
+    api.sim.sim.faults.fail_next("oauth.token", code=503)
+    reply = await callback(api, {"code": _code(api), "state": attempt.state},
+                           attempt.cookie_header)
+    assert outcome(reply)["reason"] == "google_unavailable"
+
+
+async def test_service_deleted_meanwhile(api: Api) -> None:
+    attempt = await _prepared(api)
+    await api.pool.execute("DELETE FROM gmail_accounts WHERE id = $1", SERVICE)
+    reply = await callback(api, {"code": _code(api), "state": attempt.state},
+                           attempt.cookie_header)
+    assert outcome(reply)["reason"] == "service_not_found"
+
+
+@pytest.mark.parametrize("query", [
+    "", "?state=", "?code=x&state=y&error=", "?code=%00%ff", "?state=" + "x" * 5000,
+    "?code=a&code=b&state=c&state=d",
+])
+async def test_garbage_callbacks_redirect_never_500(api: Api, query: str) -> None:
+    reply = await callback(api, query, None)
+    assert outcome(reply)["status"] == "failed"
+    reply = await callback(api, query, f"{STATE_COOKIE}=x.y.z.w.v")
+    assert outcome(reply)["reason"] == "invalid_state"
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings_changes", [{"google_client_secret": None},
+                                              {"google_client_id": None}])
+async def test_unconfigured_oauth_client_is_503(api: Api, settings_changes: dict[str, Any]
+                                                ) -> None:
+    await api.add_service(SERVICE, ADDRESS, refresh_token=None)
+    reply = await api.call("GET", f"/api/services/{SERVICE}/connect")
+    assert (reply.status, reply.json["error"]) == (503, "oauth_not_configured")
+    assert STATE_COOKIE not in reply.cookies
+
+
+class TestPublicUrls:
+    @pytest.fixture
+    def api_config(self) -> ApiConfig:
+        return ApiConfig(auth_uri="https://accounts.example/o/oauth2/v2/auth",
+                         public_base_url="https://sync.example.com",
+                         connect_return_url="https://app.example/services?tab=gmail")
+
+    async def test_public_base_and_return_urls(self, api: Api) -> None:
+        await api.add_service(SERVICE, ADDRESS, refresh_token=None)
+        attempt = await start(api)
+        assert str(attempt.consent.with_query(None)) == "https://accounts.example/o/oauth2/v2/auth"
+        assert attempt.consent.query["redirect_uri"] == (
+            "https://sync.example.com/api/services/oauth/callback")
+        assert attempt.cookie["secure"] is True
+        reply = await callback(api, {"error": "access_denied", "state": attempt.state},
+                               attempt.cookie_header)
+        location = URL(reply.headers["Location"])
+        assert str(location.with_query(None)) == "https://app.example/services"
+        assert dict(location.query) == {"tab": "gmail", "status": "failed",
+                                        "reason": "access_denied", "service": SERVICE}
+        refused = await api.call("POST", f"/api/services/{SERVICE}/sync")
+        assert refused.json["connectUrl"] == (
+            f"https://sync.example.com/api/services/{SERVICE}/connect")

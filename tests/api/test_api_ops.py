@@ -1,0 +1,155 @@
+"""Operations: health, readiness, metrics, the OpenAPI document, structured logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.keys import METRICS, POOL
+from api.metrics import ApiMetrics
+from api.openapi import document
+from delightbridge import logs
+from tests.api.conftest import Api
+
+
+async def test_healthz_needs_no_session(api: Api) -> None:
+    reply = await api.call("GET", "/healthz", cookie=None)
+    assert (reply.status, reply.json) == (200, {"ok": True})
+
+
+async def test_readyz_checks_the_database_and_migrations(api: Api) -> None:
+    reply = await api.call("GET", "/readyz", cookie=None)
+    assert (reply.status, reply.json) == (200, {"ok": True})
+    version = await api.pool.fetchval(
+        "DELETE FROM sync_schema_migrations WHERE version = "
+        "(SELECT max(version) FROM sync_schema_migrations) RETURNING version")
+    reply = await api.call("GET", "/readyz", cookie=None)
+    assert reply.status == 503
+    assert reply.json["error"] == "migrations_pending"
+    assert version in reply.json["message"]
+
+
+async def test_database_down_is_503_not_500(api: Api) -> None:
+    await api.app[POOL].close()
+    reply = await api.call("GET", "/readyz", cookie=None)
+    assert (reply.status, reply.json["error"]) == (503, "database_unavailable")
+    reply = await api.call("POST", "/api/services/service-123/sync")
+    assert (reply.status, reply.json["error"]) == (503, "database_unavailable")
+    assert reply.headers["Retry-After"] == "5"
+    assert (await api.call("GET", "/healthz", cookie=None)).status == 200  # still alive
+
+
+async def test_metrics_are_prometheus_text(api: Api) -> None:
+    await api.call("GET", "/healthz", cookie=None)
+    reply = await api.call("GET", "/metrics", cookie=None)
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("text/plain")
+    text = reply.body.decode()
+    assert 'delightbridge_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in (
+        text)
+    for family in ("delightbridge_sync_runs_total", "delightbridge_sync_seconds",
+                   "delightbridge_gmail_calls_total", "delightbridge_gmail_errors_total",
+                   "delightbridge_http_request_seconds"):
+        assert f"# TYPE {family}" in text
+
+
+async def test_openapi_document_is_served_and_covers_every_route(api: Api) -> None:
+    reply = await api.call("GET", "/api/openapi.json", cookie=None)
+    assert reply.status == 200
+    served = reply.json
+    assert served == document()
+    assert served["openapi"] == "3.1.0"
+    documented = {(path, method.upper()) for path, item in served["paths"].items()
+                  for method in item}
+    routed = set()
+    for route in api.app.router.routes():
+        resource = route.resource
+        if route.method == "HEAD" or resource is None:
+            continue
+        path = resource.canonical.replace("{service_id}", "{id}").replace("{run_id}", "{runId}")
+        routed.add((path, route.method))
+    assert routed == documented
+    # The seed's endpoint, as documented there: POST, mode query parameter, cookie auth.
+    sync = served["paths"]["/api/services/{id}/sync"]["post"]
+    mode = next(p for p in sync["parameters"] if p["name"] == "mode")
+    assert mode["schema"]["default"] == "incremental"
+    assert set(sync["responses"]) >= {"200", "202", "400", "401", "403", "404", "409", "429",
+                                      "500", "503"}
+    assert served["components"]["securitySchemes"]["adminSession"]["name"] == (
+        "authjs.session-token")
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The process's JSON log lines (with the project's redaction), as the API writes them."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(logs.RedactingFilter())
+    handler.setFormatter(logs.JsonFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+async def test_logs_are_json_with_the_request_id(api: Api, json_log: io.StringIO) -> None:
+    logs.secrets.add(*api.settings.secret_values())
+    reply = await api.call("POST", "/api/services/nope/sync",
+                           headers={"X-Request-Id": "req-4f2a"})
+    assert reply.headers["X-Request-Id"] == "req-4f2a"
+    refused = "authjs.session-token=a.b.c.d.e"
+    await api.call("POST", "/api/services/nope/sync", cookie=refused,
+                   headers={"X-Request-Id": "bad id\twith spaces"})
+    lines = _lines(json_log)
+    [access] = [x for x in lines if x.get("action") == "http.request"
+                and x.get("request_id") == "req-4f2a"]
+    assert access["status"] == 404
+    assert access["route"] == "/api/services/{service_id}/sync"
+    assert access["method"] == "POST"
+    assert isinstance(access["ms"], float)
+    # A request id that is not a plain token is replaced by a generated one.
+    ids = {x.get("request_id") for x in lines if x.get("action") == "http.request"}
+    assert "bad id\twith spaces" not in ids
+    assert len(ids) == 2
+    refusal = [x for x in lines if x.get("action") == "auth.refused"]
+    assert refusal
+    assert refusal[0]["request_id"] in ids
+    text = json_log.getvalue()
+    assert "a.b.c.d.e" not in text
+    for secret in api.settings.secret_values():
+        assert secret not in text
+
+
+async def test_a_bug_is_a_500_without_a_stack_trace(api: Api, json_log: io.StringIO) -> None:
+    """The one 500 ``internal``: an unexpected exception. Logged in full, answered plainly."""
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("secret detail: ya29.a0-not-for-clients")
+
+    # The API's own middlewares around a handler with a bug in it.
+    app = web.Application(middlewares=api.app.middlewares)
+    app.router.add_get("/boom", broken)
+    app[METRICS] = ApiMetrics()
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/boom")
+        body = await response.json()
+    assert response.status == 500
+    assert body == {"ok": False, "error": "internal", "message": "An internal error occurred."}
+    [logged] = [x for x in _lines(json_log) if x.get("action") == "api.internal_error"]
+    assert "RuntimeError" in str(logged["exception"])
+    assert "ya29.a0-not-for-clients" not in json_log.getvalue()
