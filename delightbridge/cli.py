@@ -96,6 +96,8 @@ COMMANDS: tuple[Command, ...] = (
     _module_command("sync", "run one full or incremental sync of a service", "syncengine.cli"),
     _module_command("verify", "compare mirrors with their mailboxes; --repair fixes drift",
                     "syncengine.verify_cli"),
+    _module_command("encrypt-tokens", "encrypt stored OAuth tokens in place (TOKEN_ENCRYPTION_KEY)",
+                    "syncengine.encrypt_cli"),
     _module_command("renew-watches", "renew Gmail push watches that are due (cron, or --loop)",
                     "syncengine.watch_cli"),
     _module_command("simulator", "run the Gmail API simulator (seeded mailboxes)", "gmailsim.cli"),

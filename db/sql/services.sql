@@ -12,3 +12,11 @@ ORDER BY a.created_at, a.id
 
 -- name: services_exists
 SELECT EXISTS (SELECT 1 FROM gmail_accounts WHERE id = $1)
+
+-- name: tokens_for_update
+SELECT id, access_token, refresh_token FROM gmail_accounts
+WHERE access_token IS NOT NULL OR refresh_token IS NOT NULL
+ORDER BY id FOR UPDATE
+
+-- name: tokens_store
+UPDATE gmail_accounts SET access_token = $2, refresh_token = $3 WHERE id = $1
