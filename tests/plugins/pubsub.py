@@ -9,12 +9,6 @@ the session. Tests using it are skipped only where java or the jar is missing.
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,54 +17,21 @@ from typing import Any
 
 import pytest
 
-JAR_GLOB = os.environ.get(
-    "PUBSUB_EMULATOR_JAR",
-    "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar",
-)
+from delightbridge import pubsub_emulator as pubsub_emulator_process
+
 PROJECT = "gmailsim-test"
-STARTUP_TIMEOUT = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="session")
 def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a running Pub/Sub emulator."""
-    java = shutil.which("java")
-    jars = sorted(glob.glob(JAR_GLOB))
-    if java is None:
-        pytest.skip("java is not installed: the Pub/Sub emulator cannot run")
-    if not jars:
-        pytest.skip(f"the Pub/Sub emulator jar is not installed ({JAR_GLOB})")
-    port = _free_port()
-    log_path = Path(tmp_path_factory.mktemp("pubsub")) / "emulator.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [java, "-jar", jars[-1], "--host=127.0.0.1", f"--port={port}"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _accepts(port):
-            if process.poll() is not None:
-                raise RuntimeError("the Pub/Sub emulator exited:\n" + log_path.read_text())
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Pub/Sub emulator did not start:\n" + log_path.read_text())
-            time.sleep(0.1)  # polling a socket until the server accepts
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.kill()
-        process.wait(timeout=30)
+        emulator = pubsub_emulator_process.find()
+    except pubsub_emulator_process.EmulatorUnavailable as exc:
+        pytest.skip(str(exc))
+    log_path = Path(tmp_path_factory.mktemp("pubsub")) / "emulator.log"
+    with pubsub_emulator_process.running(log_path, emulator) as host:
+        yield host
 
 
 @dataclass(frozen=True)
@@ -96,22 +57,8 @@ class PubSubTopic:
             client.close()
 
 
-def publisher(host: str) -> Any:
-    import grpc
-    from google.cloud import pubsub_v1
-    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
-
-    return pubsub_v1.PublisherClient(
-        transport=PublisherGrpcTransport(channel=grpc.insecure_channel(host)))
-
-
-def subscriber(host: str) -> Any:
-    import grpc
-    from google.cloud import pubsub_v1
-    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
-
-    return pubsub_v1.SubscriberClient(
-        transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(host)))
+publisher = pubsub_emulator_process.publisher
+subscriber = pubsub_emulator_process.subscriber
 
 
 @pytest.fixture
