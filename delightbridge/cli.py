@@ -60,7 +60,7 @@ async def _db_url(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo(settings: Settings, args: argparse.Namespace) -> int:
+async def _status(settings: Settings, args: argparse.Namespace) -> int:
     async with open_pool(settings, max_size=2) as pool:
         rows = await pool.fetch(query("services_status"))
     print(f"database ready ({len(migrations.available())} migrations applied)")
@@ -103,7 +103,9 @@ COMMANDS: tuple[Command, ...] = (
     _module_command("simulator", "run the Gmail API simulator (seeded mailboxes)", "gmailsim.cli"),
     _module_command("admin-session", "print an admin session cookie for curl",
                     "api.admin_session_cli"),
-    Command("demo", "run locally on embedded defaults (for now: migrate and show status)", _demo),
+    Command("status", "migrate, then show every service's sync state", _status),
+    _module_command("demo", "run everything locally on embedded defaults (or the real "
+                    "service with real settings)", "delightbridge.demo"),
 )
 
 

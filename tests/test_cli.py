@@ -68,9 +68,9 @@ def test_unreachable_database_is_one_line_without_password(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
 
 
-def test_demo_runs_on_embedded_defaults_with_no_environment(tmp_path: Path) -> None:
-    """The README's run command with nothing configured: embedded PostgreSQL, migrated."""
-    result = run_cli("demo", cwd=tmp_path, env={"LOG_FORMAT": "text"})
+def test_status_runs_on_embedded_defaults_with_no_environment(tmp_path: Path) -> None:
+    """Nothing configured: embedded PostgreSQL in ./.delightbridge, migrated."""
+    result = run_cli("status", cwd=tmp_path, env={"LOG_FORMAT": "text"})
     assert result.returncode == 0, result.stderr
     assert "database ready" in result.stdout
     assert (tmp_path / ".delightbridge" / "pgdata" / "PG_VERSION").exists()
@@ -81,7 +81,7 @@ def test_demo_runs_on_embedded_defaults_with_no_environment(tmp_path: Path) -> N
     assert again.stdout.strip() == "schema is up to date"
 
 
-async def test_demo_lists_existing_services(db_url: str, tmp_path: Path) -> None:
+async def test_status_lists_existing_services(db_url: str, tmp_path: Path) -> None:
     conn = await asyncpg.connect(db_url)
     try:
         await conn.execute(
@@ -90,7 +90,7 @@ async def test_demo_lists_existing_services(db_url: str, tmp_path: Path) -> None
         )
     finally:
         await conn.close()
-    result = run_cli("demo", env={"DATABASE_URL": db_url}, cwd=tmp_path)
+    result = run_cli("status", env={"DATABASE_URL": db_url}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "svc-noji" in result.stdout
     assert "connected" in result.stdout

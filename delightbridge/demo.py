@@ -1,0 +1,290 @@
+"""``delightbridge demo``: what ``python3 dev.py run`` runs.
+
+With no Google configuration it starts everything locally in one process: the
+embedded PostgreSQL, the Gmail simulator with two seeded support mailboxes and new
+mail every few seconds, Google's Pub/Sub emulator when java and its jar are here,
+the API, the consumer and the watch renewal schedule. It prints an admin cookie and
+the seed's curl command, shows the initial full syncs, then a line per synced
+notification, and stops cleanly on Ctrl-C. Without the emulator, the consumer's
+place is taken by a poll every few seconds (and the demo says so).
+
+With real settings (``GOOGLE_CLIENT_ID`` and a ``DATABASE_URL``) the same command
+runs the real service: the API, the consumer and the renewal schedule together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from api.app import create_app
+from api.sessions import mint_admin_cookie
+from consumer.config import ConsumerConfig
+from consumer.handler import Delivery, Outcome
+from consumer.worker import Worker
+from db.pool import database_url, open_pool
+from db.queries import query
+from delightbridge import pubsub_emulator
+from delightbridge.settings import Settings
+from gmailsim import Simulator
+from gmailsim.server import serve
+from syncengine.cli import ProgressLine
+from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.watch import WatchSettings, renew_all
+
+log = logging.getLogger("demo")
+
+MAILBOXES = (  # (service id, name, address, messages, threads)
+    ("demo-noji", "Noji Support", "support@noji.example", 300, 100),
+    ("demo-anki", "AnkiPro Help", "help@ankipro.example", 150, 50),
+)
+ADMIN = "admin@delightbridge.example"
+RENEW_EVERY = 3600.0
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
+    parser.add_argument("--mail-every", type=float, default=4.0, metavar="SECONDS",
+                        help="new mail arrives this often in the demo (default 4)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the demo mailboxes")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.google_client_id and settings.database_url:
+        return await _run_service(settings, args)
+    return await _run_local(settings, args)
+
+
+# --- the real service -----------------------------------------------------------------
+
+
+async def _run_service(settings: Settings, args: argparse.Namespace) -> int:
+    stop = _stop_event()
+    worker = Worker(settings, ConsumerConfig.from_settings(settings))
+    async with _api(settings, args.port):
+        _say(f"API on http://127.0.0.1:{args.port}; consumer on "
+             f"{settings.subscription_path}; Ctrl-C stops")
+        consumer = asyncio.create_task(worker.run(), name="consumer")
+        renewal = asyncio.create_task(_renewal_loop(settings, stop), name="renewal")
+        await _until(stop, consumer)
+        worker.stop.set()
+        renewal.cancel()
+        code = await consumer
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
+    return code
+
+
+# --- the local demo ------------------------------------------------------------------
+
+
+async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
+    stop = _stop_event()
+    data_dir = settings.data_dir.expanduser().resolve()
+    settings = dataclasses.replace(
+        settings, database_url=await database_url(settings),
+        auth_secret=settings.auth_secret or _demo_secret(data_dir),
+        admin_emails=settings.admin_emails | {ADMIN},
+        pubsub_project="delightbridge-demo")
+    async with contextlib.AsyncExitStack() as stack:
+        emulator = await _start_emulator(stack, data_dir)
+        if emulator:
+            settings = dataclasses.replace(settings, pubsub_emulator_host=emulator)
+            await asyncio.to_thread(pubsub_emulator.ensure_topic, emulator,
+                                    settings.topic_path, settings.subscription_path)
+        sim = Simulator(seed=args.seed)
+        sim.quota.units_per_second = None  # a demo has no reason to wait on quota
+        running = await stack.enter_async_context(serve(sim, pubsub_emulator_host=emulator))
+        settings = dataclasses.replace(
+            settings, gmail_api_endpoint=running.base_url,
+            google_oauth_token_uri=running.token_uri,
+            google_client_id=sim.client_id, google_client_secret=sim.client_secret)
+        await _demo_services(settings, sim, args.seed)
+        await stack.enter_async_context(_api(settings, args.port))
+        _banner(settings, args.port, emulator)
+
+        async with open_pool(settings, max_size=4) as pool, SyncEngine.open(
+            pool, EngineConfig.from_settings(settings)
+        ) as engine:
+            await renew_all(engine, WatchSettings.from_settings(settings))
+            for service_id, *_ in MAILBOXES:
+                _say(f"initial full sync of {service_id}:")
+                bar = ProgressLine(sys.stdout)
+                result = await engine.sync(service_id, mode="full", trigger="connect",
+                                           on_progress=bar)
+                bar.close()
+                _say(f"  {result.messages_processed} messages in {result.threads_processed} "
+                     f"threads, {result.duration:.1f} s")
+            tasks = [asyncio.create_task(_new_mail(sim, args.mail_every, stop), name="mail"),
+                     asyncio.create_task(_renewal_loop(settings, stop), name="renewal")]
+            if emulator:
+                worker = Worker(settings, ConsumerConfig.from_settings(
+                    settings, http_host="127.0.0.1", http_port=0, sweep_interval=30.0),
+                    observers=[_live_line])
+                consumer = asyncio.create_task(worker.run(), name="consumer")
+                _say("live: a line per synced notification (Ctrl-C stops)")
+                await _until(stop, consumer, *tasks)
+                worker.stop.set()
+                code = await consumer
+            else:
+                poll = asyncio.create_task(_poll(engine, stop), name="poll")
+                _say("live: a line per sync (Ctrl-C stops)")
+                await _until(stop, poll, *tasks)
+                code = 0
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    _say("demo stopped")
+    return code
+
+
+def _demo_secret(data_dir: Path) -> str:
+    """A stable AUTH_SECRET for the demo, so cookies survive restarts."""
+    path = data_dir / "demo-auth-secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+async def _start_emulator(stack: contextlib.AsyncExitStack, data_dir: Path) -> str | None:
+    try:
+        emulator = pubsub_emulator.find()
+    except pubsub_emulator.EmulatorUnavailable as exc:
+        _say(f"Pub/Sub emulator unavailable ({exc}): polling instead of push")
+        return None
+    _say("starting Google's Pub/Sub emulator ...")
+    context = pubsub_emulator.running(data_dir / "pubsub-emulator.log", emulator)
+    host = await asyncio.to_thread(context.__enter__)
+    stack.push_async_callback(asyncio.to_thread, context.__exit__, None, None, None)
+    return host
+
+
+async def _demo_services(settings: Settings, sim: Simulator, seed: int) -> None:
+    """Fresh demo mailboxes and their services (the simulator starts empty each run)."""
+    async with open_pool(settings, max_size=2) as pool:
+        for n, (service_id, name, address, messages, threads) in enumerate(MAILBOXES):
+            mailbox = sim.create_mailbox(address, name=name)
+            sim.seed(address, messages=messages, threads=threads, seed=seed + n)
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(query("demo_remove_service"), service_id)
+                await conn.execute(query("demo_add_service"), service_id, name, address,
+                                   mailbox.refresh_token)
+
+
+@contextlib.asynccontextmanager
+async def _api(settings: Settings, port: int) -> AsyncIterator[None]:
+    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def _banner(settings: Settings, port: int, emulator: str | None) -> None:
+    cookie = mint_admin_cookie(settings, ADMIN)
+    base = f"http://127.0.0.1:{port}"
+    _say(f"""
+DelightBridge Sync demo
+  API            {base}   (OpenAPI: {base}/api/openapi.json)
+  Gmail          simulator at {settings.gmail_api_endpoint}
+  Pub/Sub        {"emulator at " + emulator if emulator else "none (polling)"}
+  database       {settings.database_url}
+  services       {", ".join(f"{s} <{a}>" for s, _, a, *_ in MAILBOXES)}
+
+Admin cookie:
+  {cookie}
+
+Try the seed's request:
+  curl --request POST --url '{base}/api/services/demo-noji/sync' --cookie '{cookie}'
+""")
+
+
+def _live_line(delivery: Delivery, outcome: Outcome) -> None:
+    if outcome.status != "synced":
+        return
+    lag = ""
+    if delivery.publish_time is not None:
+        ms = (datetime.now(UTC) - delivery.publish_time).total_seconds() * 1000
+        lag = f", {ms:.0f} ms after Gmail published it"
+    _say(f"{datetime.now():%H:%M:%S} notification {delivery.message_id} synced{lag}")
+
+
+async def _poll(engine: SyncEngine, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for service_id, *_ in MAILBOXES:
+            result = await engine.sync(service_id, trigger="poll", wait=30)
+            if result.messages_processed:
+                _say(f"{datetime.now():%H:%M:%S} {service_id}: "
+                     f"{result.messages_processed} message(s) synced")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=3.0)
+
+
+async def _new_mail(sim: Simulator, every: float, stop: asyncio.Event) -> None:
+    """Customers write, agents reply and read: the mailboxes keep changing."""
+    rng = random.Random(7)  # noqa: S311 - demo traffic, not cryptography
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        if stop.is_set():
+            return
+        address = rng.choice(MAILBOXES)[2]
+        inbox = [m for m in sim.snapshot(address).messages if "INBOX" in m.label_ids]
+        roll = rng.random()
+        if roll < 0.6 or not inbox:
+            sim.deliver(address)
+        elif roll < 0.8:
+            sim.reply(address, rng.choice(inbox).thread_id)
+        else:
+            sim.mark_read(address, rng.choice(inbox).id)
+
+
+async def _renewal_loop(settings: Settings, stop: asyncio.Event) -> None:
+    async with open_pool(settings, max_size=2) as pool, SyncEngine.open(
+        pool, EngineConfig.from_settings(settings)
+    ) as engine:
+        while not stop.is_set():
+            await renew_all(engine, WatchSettings.from_settings(settings))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=RENEW_EVERY)
+
+
+async def _until(stop: asyncio.Event, *tasks: asyncio.Task[object] | Awaitable[object]) -> None:
+    """Wait for the stop event, or for any task to end (a crash stops the demo)."""
+    waiter = asyncio.create_task(stop.wait())
+    watched = {asyncio.ensure_future(t) for t in tasks}
+    done, _ = await asyncio.wait({waiter, *watched}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    for task in done - {waiter}:
+        if task.exception() is not None:
+            log.error("demo component failed", exc_info=task.exception(),
+                      extra={"action": "demo.failed", "task": task.get_name()})
