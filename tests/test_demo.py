@@ -14,7 +14,6 @@ import aiohttp
 from delightbridge.pubsub_emulator import free_port
 from delightbridge.settings import variable_names
 
-
 LINE_TIMEOUT = 120.0
 
 
