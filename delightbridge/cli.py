@@ -93,6 +93,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("migrate", "apply database migrations and exit", _migrate),
     Command("db-url", "print the database URL in use", _db_url),
     _module_command("serve", "run the HTTP API", "api.server"),
+    _module_command("consume", "pull Gmail notifications from Pub/Sub and sync them "
+                    "(or serve push)", "consumer.cli"),
     _module_command("sync", "run one full or incremental sync of a service", "syncengine.cli"),
     _module_command("verify", "compare mirrors with their mailboxes; --repair fixes drift",
                     "syncengine.verify_cli"),

@@ -43,6 +43,19 @@ class Settings:
     google_oauth_auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"
     public_base_url: str | None = None
     connect_return_url: str | None = None
+    consumer_mode: str | None = None
+    consumer_concurrency: int | None = None
+    consumer_max_outstanding: int | None = None
+    consumer_lock_wait_seconds: float | None = None
+    consumer_http_host: str | None = None
+    consumer_http_port: int | None = None
+    sweep_interval_minutes: float | None = None
+    sweep_stale_after_minutes: float | None = None
+    consumer_shutdown_timeout_seconds: float | None = None
+    push_audience: str | None = None
+    push_service_account: str | None = None
+    push_certs_url: str | None = None
+    push_clock_skew_seconds: float | None = None
     gmail_api_endpoint: str = "https://gmail.googleapis.com"
     gmail_batch_size: int = 50
     gmail_quota_units_per_second: int = 250
@@ -178,6 +191,26 @@ def _emails(raw: str) -> frozenset[str]:
     return frozenset(item.lower() for item in items)
 
 
+def _number(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"must be a number from {low:g} to {high:g}, got {raw!r}") from None
+        if not low <= value <= high:  # also refuses nan
+            raise ValueError(f"must be from {low:g} to {high:g}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _consumer_mode(raw: str) -> str:
+    value = raw.lower()
+    if value not in ("pull", "push"):
+        raise ValueError(f"must be pull or push, got {raw!r}")
+    return value
+
+
 def _plain(raw: str) -> str:
     return raw
 
@@ -299,6 +332,32 @@ _VARIABLES: tuple[_Var, ...] = (
          "labels the Gmail watch is limited to (e.g. INBOX); empty: every change"),
     _Var("GMAIL_WATCH_LABEL_FILTER_BEHAVIOR", "gmail_watch_label_filter_behavior", _behavior,
          "include (notify for those labels) or exclude (for all but them)"),
+    _Var("CONSUMER_MODE", "consumer_mode", _consumer_mode,
+         "pull (streaming pull, default) or push (POST /pubsub/push)"),
+    _Var("CONSUMER_CONCURRENCY", "consumer_concurrency", _int_between(1, 256),
+         "syncs at once across mailboxes in one consumer (default 4)"),
+    _Var("CONSUMER_MAX_OUTSTANDING", "consumer_max_outstanding", _int_between(1, 100_000),
+         "Pub/Sub flow control: messages held, not yet acked (default 500)"),
+    _Var("CONSUMER_LOCK_WAIT_SECONDS", "consumer_lock_wait_seconds", _number(0, 3600),
+         "wait this long for another process's sync of a mailbox (default 60)"),
+    _Var("CONSUMER_HTTP_HOST", "consumer_http_host", _plain,
+         "address of the consumer's health, metrics and push port (default 0.0.0.0)"),
+    _Var("CONSUMER_HTTP_PORT", "consumer_http_port", _int_between(0, 65535),
+         "that port (default 8081; 0: any free port)"),
+    _Var("SWEEP_INTERVAL_MINUTES", "sweep_interval_minutes", _number(0.01, 1440),
+         "how often the safety-net sweep runs (default 1)"),
+    _Var("SWEEP_STALE_AFTER_MINUTES", "sweep_stale_after_minutes", _number(0.01, 10080),
+         "a connected service not synced this long is synced by the sweep (default 10)"),
+    _Var("CONSUMER_SHUTDOWN_TIMEOUT_SECONDS", "consumer_shutdown_timeout_seconds",
+         _number(0, 3600), "grace for running syncs after SIGTERM (default 25)"),
+    _Var("PUSH_AUDIENCE", "push_audience", _plain,
+         "push mode: the OIDC token's expected audience"),
+    _Var("PUSH_SERVICE_ACCOUNT", "push_service_account", _plain,
+         "push mode: the service account Pub/Sub signs push requests as"),
+    _Var("PUSH_CERTS_URL", "push_certs_url", _http_url,
+         "push mode: Google's signing certificates (default Google's)"),
+    _Var("PUSH_CLOCK_SKEW_SECONDS", "push_clock_skew_seconds", _number(0, 300),
+         "push mode: tolerated clock skew on token times (default 10)"),
     _Var("TOKEN_ENCRYPTION_KEY", "token_encryption_key", _aes_key,
          "32 bytes, base64: encrypts OAuth tokens at rest with AES-256-GCM"),
     _Var("LOG_LEVEL", "log_level", _log_level, "DEBUG, INFO, WARNING, ERROR"),

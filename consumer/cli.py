@@ -1,0 +1,67 @@
+"""``delightbridge consume``: the long-running Pub/Sub consumer.
+
+``configure(parser)`` and ``run(settings, args)`` are what ``delightbridge/cli.py``
+registers; ``python -m consumer`` runs the same command on its own. Command-line
+options override the environment (``CONSUMER_MODE``, ``CONSUMER_HTTP_PORT``, ...).
+Exit code 0 after SIGTERM/SIGINT, 1 when a side task crashed or start-up failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from consumer.config import MODES, ConsumerConfig
+from consumer.worker import Worker
+from delightbridge import logs
+from delightbridge.errors import ConfigError, DelightBridgeError
+from delightbridge.settings import Settings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="pull from PUBSUB_SUBSCRIPTION (default) or serve POST /pubsub/push")
+    parser.add_argument("--host", default=None,
+                        help="address of the health/metrics (and push) server (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port of the health/metrics (and push) server (default 8081)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="syncs at once across mailboxes (default 4)")
+    parser.add_argument("--shutdown-timeout", type=float, default=None, metavar="SECONDS",
+                        help="after SIGTERM, how long running syncs may take (default 25)")
+
+
+def config_from(settings: Settings, args: argparse.Namespace) -> ConsumerConfig:
+    overrides = {
+        name: value for name, value in (
+            ("mode", args.mode), ("http_host", args.host), ("http_port", args.port),
+            ("concurrency", args.concurrency), ("shutdown_timeout", args.shutdown_timeout),
+        ) if value is not None
+    }
+    return ConsumerConfig.from_settings(settings, **overrides)
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    worker = Worker(settings, config_from(settings, args))
+    with worker.signal_handlers():
+        return await worker.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m consumer``: the same as ``delightbridge consume``."""
+    parser = argparse.ArgumentParser(prog="python -m consumer",
+                                     description="DelightBridge Sync Pub/Sub consumer")
+    configure(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logs.configure(settings)
+        return asyncio.run(run(settings, args))
+    except ConfigError as exc:
+        print(f"delightbridge: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except DelightBridgeError as exc:
+        print(f"delightbridge: {logs.scrub(str(exc))}", file=sys.stderr)
+        return 1

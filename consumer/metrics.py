@@ -1,0 +1,64 @@
+"""Prometheus metrics of the consumer process, in a registry of its own (one per worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from consumer.notification import Reason
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
+
+
+@dataclass
+class ConsumerMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.received = Counter(
+            "delightbridge_consumer_messages_received_total",
+            "Pub/Sub messages received", ["source"], registry=r)
+        self.acked = Counter(
+            "delightbridge_consumer_messages_acked_total",
+            "Messages acked (pull) or answered 2xx (push)", ["source"], registry=r)
+        self.nacked = Counter(
+            "delightbridge_consumer_messages_nacked_total",
+            "Messages nacked (pull) or answered 5xx (push), to be redelivered",
+            ["source", "reason"], registry=r)
+        self.ignored = Counter(
+            "delightbridge_consumer_messages_ignored_total",
+            "Messages acked without a sync, by reason", ["reason"], registry=r)
+        self.syncs = Counter(
+            "delightbridge_consumer_syncs_total", "Syncs run by the consumer, by outcome",
+            ["trigger", "outcome"], registry=r)
+        self.sync_seconds = Histogram(
+            "delightbridge_consumer_sync_seconds", "Duration of the consumer's syncs",
+            ["trigger"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.lag_seconds = Histogram(
+            "delightbridge_consumer_lag_seconds",
+            "From Pub/Sub publish time to the commit of the sync that covered the message",
+            ["source"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.syncs_running = Gauge(
+            "delightbridge_consumer_syncs_running", "Syncs running now", registry=r)
+        self.mailboxes_waiting = Gauge(
+            "delightbridge_consumer_mailboxes_waiting",
+            "Mailboxes with notifications waiting for a sync slot", registry=r)
+        self.stream_open = Gauge(
+            "delightbridge_consumer_stream_open",
+            "1 while the streaming pull is open (pull mode)", registry=r)
+        self.push_auth_failures = Counter(
+            "delightbridge_consumer_push_auth_failures_total",
+            "Push requests refused for their OIDC token", ["status"], registry=r)
+        self.sweeps = Counter(
+            "delightbridge_consumer_sweeps_total", "Safety-net sweeps run", registry=r)
+        self.swept = Counter(
+            "delightbridge_consumer_swept_services_total",
+            "Services the sweep found stale and synced", registry=r)
+        # Every reason exists from the start, so dashboards see zeros, not gaps.
+        for reason in Reason:
+            self.ignored.labels(reason.value)
+        for source in ("pull", "push"):
+            self.received.labels(source)
+            self.acked.labels(source)

@@ -1,0 +1,72 @@
+"""The consumer's configuration: defaults, Settings attributes, CLI overrides, validation."""
+
+from __future__ import annotations
+
+import argparse
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from consumer import cli
+from consumer.config import GOOGLE_CERTS_URL, ConsumerConfig
+from delightbridge.errors import ConfigError
+from delightbridge.settings import Settings
+
+
+def test_defaults_follow_the_issue() -> None:
+    config = ConsumerConfig.from_settings(Settings())
+    assert config.mode == "pull"
+    assert config.stale_after == 600.0  # "has not synced for N minutes (default 10)"
+    assert config.concurrency == 4
+    assert config.push_certs_url == GOOGLE_CERTS_URL
+    assert 0 < config.shutdown_timeout < 30  # inside Kubernetes' default grace period
+
+
+def test_settings_attributes_are_read_when_settings_declares_them() -> None:
+    settings = SimpleNamespace(
+        consumer_mode="push", consumer_concurrency=8, consumer_max_outstanding=50,
+        consumer_lock_wait_seconds=5.0, consumer_http_host="127.0.0.1",
+        consumer_http_port=9000, sweep_interval_minutes=2, sweep_stale_after_minutes=15,
+        consumer_shutdown_timeout_seconds=12.0, push_audience="https://x.example/push",
+        push_service_account="push@p.iam.gserviceaccount.com",
+        push_certs_url="http://127.0.0.1:1/certs", push_clock_skew_seconds=3.0)
+    config = ConsumerConfig.from_settings(cast(Settings, settings), concurrency=2)
+    assert config == ConsumerConfig(
+        mode="push", concurrency=2, max_outstanding=50, lock_wait=5.0, http_host="127.0.0.1",
+        http_port=9000, sweep_interval=120.0, stale_after=900.0, shutdown_timeout=12.0,
+        push_audience="https://x.example/push",
+        push_service_account="push@p.iam.gserviceaccount.com",
+        push_certs_url="http://127.0.0.1:1/certs", push_clock_skew=3.0)
+
+
+@pytest.mark.parametrize(("values", "variable"), [
+    ({"mode": "carrier-pigeon"}, "CONSUMER_MODE"),
+    ({"concurrency": 0}, "CONSUMER_CONCURRENCY"),
+    ({"max_outstanding": 0}, "CONSUMER_MAX_OUTSTANDING"),
+    ({"http_port": 70000}, "CONSUMER_HTTP_PORT"),
+    ({"lock_wait": -1.0}, "CONSUMER_LOCK_WAIT_SECONDS"),
+    ({"shutdown_timeout": float("nan")}, "CONSUMER_SHUTDOWN_TIMEOUT_SECONDS"),
+    ({"sweep_interval": 0.0}, "SWEEP_INTERVAL_MINUTES"),
+    ({"stale_after": -5.0}, "SWEEP_STALE_AFTER_MINUTES"),
+    ({"mode": "push", "push_service_account": "a@b.example"}, "PUSH_AUDIENCE"),
+    ({"mode": "push", "push_audience": "https://x.example"}, "PUSH_SERVICE_ACCOUNT"),
+])
+def test_invalid_values_name_their_variable(values: dict[str, Any], variable: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ConsumerConfig(**values)
+    assert caught.value.variable == variable
+
+
+def test_command_line_options_override_the_environment() -> None:
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    args = parser.parse_args(["--mode", "push", "--port", "0", "--host", "127.0.0.1",
+                              "--concurrency", "7", "--shutdown-timeout", "3"])
+    with pytest.raises(ConfigError, match="PUSH_AUDIENCE"):
+        cli.config_from(Settings(), args)
+    args = parser.parse_args(["--port", "0", "--concurrency", "7", "--shutdown-timeout", "3"])
+    config = cli.config_from(Settings(), args)
+    assert (config.mode, config.http_port, config.concurrency, config.shutdown_timeout) == (
+        "pull", 0, 7, 3.0)
+    assert config.http_host == ConsumerConfig().http_host  # not given: the default
