@@ -38,6 +38,7 @@ class ConsumerConfig:
     push_service_account: str | None = None  # expected ``email`` of push OIDC tokens
     push_certs_url: str = GOOGLE_CERTS_URL  # Google's signing certificates (PEM by kid)
     push_clock_skew: float = 10.0  # tolerated skew on ``iat``/``exp``, seconds
+    renew_watches: bool = False  # also run the watch renewal schedule (no cron needed)
 
     def __post_init__(self) -> None:
         _check(self.mode in MODES, "CONSUMER_MODE", f"must be pull or push, got {self.mode!r}")
@@ -90,6 +91,7 @@ _FROM_SETTINGS: dict[str, tuple[str, int]] = {
     "push_service_account": ("push_service_account", 1),
     "push_certs_url": ("push_certs_url", 1),
     "push_clock_skew": ("push_clock_skew_seconds", 1),
+    "renew_watches": ("consumer_renew_watches", 1),
 }
 
 

@@ -30,6 +30,10 @@ class ConsumerMetrics:
         self.ignored = Counter(
             "delightbridge_consumer_messages_ignored_total",
             "Messages acked without a sync, by reason", ["reason"], registry=r)
+        self.watch_renewals = Counter(
+            "delightbridge_consumer_watch_renewals_total",
+            "Gmail watch renewals by the in-consumer schedule, by outcome", ["outcome"],
+            registry=r)
         self.syncs = Counter(
             "delightbridge_consumer_syncs_total", "Syncs run by the consumer, by outcome",
             ["trigger", "outcome"], registry=r)

@@ -32,6 +32,7 @@ from consumer.sweep import Sweeper, SweepReport
 from db.pool import open_pool
 from delightbridge.settings import Settings
 from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.watch import RenewReport, WatchSettings, renewal_schedule
 
 log = logging.getLogger("consumer")
 
@@ -117,6 +118,10 @@ class Worker:
             sweeper = Sweeper(pool, scheduler, self.metrics, interval=cfg.sweep_interval,
                               stale_after=cfg.stale_after, observers=self.sweep_observers)
             watched[asyncio.create_task(sweeper.run(self.stop), name="sweep")] = "sweep"
+            if cfg.renew_watches:
+                renewal = renewal_schedule(engine, WatchSettings.from_settings(self.settings),
+                                           self.stop, on_report=self._count_renewals)
+                watched[asyncio.create_task(renewal, name="renewal")] = "renewal"
             if bridge is not None:
                 bridge.start()
                 watched[asyncio.create_task(bridge.watch(), name="pull")] = "pull"
@@ -130,6 +135,10 @@ class Worker:
             await self._drain(scheduler, watched, http)
             return code
         raise AssertionError("unreachable")  # pragma: no cover - the stack re-raises
+
+    def _count_renewals(self, report: RenewReport) -> None:
+        self.metrics.watch_renewals.labels("renewed").inc(len(report.renewed))
+        self.metrics.watch_renewals.labels("failed").inc(len(report.failed))
 
     async def _open_edge(self, stack: contextlib.AsyncExitStack) -> PushEndpoint | None:
         """Pull: check the subscription and prepare the bridge. Push: the endpoint."""

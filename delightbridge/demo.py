@@ -42,7 +42,7 @@ from gmailsim import Simulator
 from gmailsim.server import serve
 from syncengine.cli import ProgressLine
 from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.watch import WatchSettings, renew_all
+from syncengine.watch import WatchSettings, renew_all, renewal_schedule
 
 log = logging.getLogger("demo")
 
@@ -51,7 +51,6 @@ MAILBOXES = (  # (service id, name, address, messages, threads)
     ("demo-anki", "AnkiPro Help", "help@ankipro.example", 150, 50),
 )
 ADMIN = "admin@delightbridge.example"
-RENEW_EVERY = 3600.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -272,10 +271,7 @@ async def _renewal_loop(settings: Settings, stop: asyncio.Event) -> None:
     async with open_pool(settings, max_size=2) as pool, SyncEngine.open(
         pool, EngineConfig.from_settings(settings)
     ) as engine:
-        while not stop.is_set():
-            await renew_all(engine, WatchSettings.from_settings(settings))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=RENEW_EVERY)
+        await renewal_schedule(engine, WatchSettings.from_settings(settings), stop)
 
 
 async def _until(stop: asyncio.Event, *tasks: asyncio.Task[object] | Awaitable[object]) -> None:

@@ -56,6 +56,7 @@ class Settings:
     push_service_account: str | None = None
     push_certs_url: str | None = None
     push_clock_skew_seconds: float | None = None
+    consumer_renew_watches: bool | None = None
     gmail_api_endpoint: str = "https://gmail.googleapis.com"
     gmail_batch_size: int = 50
     gmail_quota_units_per_second: int = 250
@@ -204,6 +205,15 @@ def _number(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {raw!r}")
+
+
 def _consumer_mode(raw: str) -> str:
     value = raw.lower()
     if value not in ("pull", "push"):
@@ -350,6 +360,8 @@ _VARIABLES: tuple[_Var, ...] = (
          "a connected service not synced this long is synced by the sweep (default 10)"),
     _Var("CONSUMER_SHUTDOWN_TIMEOUT_SECONDS", "consumer_shutdown_timeout_seconds",
          _number(0, 3600), "grace for running syncs after SIGTERM (default 25)"),
+    _Var("CONSUMER_RENEW_WATCHES", "consumer_renew_watches", _bool,
+         "also run the watch renewal schedule inside the consumer (default false)"),
     _Var("PUSH_AUDIENCE", "push_audience", _plain,
          "push mode: the OIDC token's expected audience"),
     _Var("PUSH_SERVICE_ACCOUNT", "push_service_account", _plain,

@@ -12,11 +12,15 @@ the service as a sync would.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+import asyncpg
 
 from db.queries import query
 from delightbridge import logs
@@ -128,3 +132,31 @@ async def renew_all(engine: SyncEngine, config: WatchSettings, *, now: datetime 
         else:
             report.renewed.append(service_id)
     return report
+
+
+async def renewal_schedule(
+    engine: SyncEngine,
+    config: WatchSettings,
+    stop: asyncio.Event,
+    *,
+    interval: float = 3600.0,
+    on_report: Callable[[RenewReport], None] | None = None,
+) -> None:
+    """Renew due watches every ``interval`` seconds until ``stop`` is set.
+
+    Each service renews about daily (:func:`renewal_due`); checking hourly catches
+    lapses and new services quickly. A pass that cannot reach the database is logged
+    and retried at the next tick: the schedule itself never dies of it.
+    """
+    while not stop.is_set():
+        try:
+            report = await renew_all(engine, config)
+        except (DelightBridgeError, OSError, asyncpg.PostgresError,
+                asyncpg.InterfaceError) as exc:
+            log.error("watch renewal pass failed: %s", logs.scrub(str(exc)),
+                      extra={"action": "watch.pass_failed"})
+        else:
+            if on_report:
+                on_report(report)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -14,7 +14,7 @@ from db.pool import open_pool
 from delightbridge.errors import ConfigError
 from delightbridge.settings import Settings
 from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.watch import WatchSettings, renew_all
+from syncengine.watch import WatchSettings, renew_all, renewal_schedule
 
 LOOP_INTERVAL = 3600.0  # check hourly; each service renews about daily
 
@@ -44,10 +44,5 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        while not stop.is_set():
-            await renew_all(engine, config)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=LOOP_INTERVAL)
-            except TimeoutError:
-                continue
+        await renewal_schedule(engine, config, stop, interval=LOOP_INTERVAL)
         return 0
