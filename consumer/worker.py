@@ -44,13 +44,15 @@ class Worker:
                  engine_config: EngineConfig | None = None,
                  metrics: ConsumerMetrics | None = None,
                  observers: Sequence[Observer] = (),
-                 sweep_observers: Sequence[Callable[[SweepReport], None]] = ()) -> None:
+                 sweep_observers: Sequence[Callable[[SweepReport], None]] = (),
+                 renewal_observers: Sequence[Callable[[RenewReport], None]] = ()) -> None:
         self.settings = settings
         self.config = config
         self.engine_config = engine_config or EngineConfig.from_settings(settings)
         self.metrics = metrics or ConsumerMetrics()
         self.observers = list(observers)  # told of every message's outcome
         self.sweep_observers = list(sweep_observers)  # told of every sweep's report
+        self.renewal_observers = list(renewal_observers)  # told of every renewal pass
         self.stop = asyncio.Event()  # set by signals or tests: stop gracefully
         self.force = asyncio.Event()  # set by a second signal: skip the grace period
         self.started = asyncio.Event()  # set once everything is up
@@ -139,6 +141,8 @@ class Worker:
     def _count_renewals(self, report: RenewReport) -> None:
         self.metrics.watch_renewals.labels("renewed").inc(len(report.renewed))
         self.metrics.watch_renewals.labels("failed").inc(len(report.failed))
+        for observer in self.renewal_observers:
+            observer(report)
 
     async def _open_edge(self, stack: contextlib.AsyncExitStack) -> PushEndpoint | None:
         """Pull: check the subscription and prepare the bridge. Push: the endpoint."""

@@ -41,6 +41,7 @@ from syncengine import crypto
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.gmail.retry import RetryPolicy
 from syncengine.parse import is_mirrored
+from syncengine.watch import RenewReport
 from tests.plugins.pubsub import publisher, subscriber
 
 PROJECT = "delightbridge-test"
@@ -160,6 +161,7 @@ class Recorder:
 
     outcomes: list[tuple[Delivery, Outcome]] = field(default_factory=list)
     sweeps: list[SweepReport] = field(default_factory=list)
+    renewals: list[RenewReport] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __call__(self, delivery: Delivery, outcome: Outcome) -> None:
@@ -168,6 +170,10 @@ class Recorder:
 
     def swept(self, report: SweepReport) -> None:
         self.sweeps.append(report)
+        self._changed.set()
+
+    def renewed(self, report: RenewReport) -> None:
+        self.renewals.append(report)
         self._changed.set()
 
     async def wait_for(self, predicate: Callable[[Recorder], bool], within: float = 15.0
@@ -306,7 +312,8 @@ class Env:
         recorder = Recorder()
         worker = Worker(settings, self.config(**config),
                         engine_config=self.engine_config(settings, **(engine or {})),
-                        observers=[recorder], sweep_observers=[recorder.swept])
+                        observers=[recorder], sweep_observers=[recorder.swept],
+                        renewal_observers=[recorder.renewed])
         task = asyncio.create_task(worker.run())
         started = asyncio.create_task(worker.started.wait())
         await asyncio.wait({task, started}, timeout=30, return_when=asyncio.FIRST_COMPLETED)

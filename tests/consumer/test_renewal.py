@@ -10,10 +10,11 @@ from tests.consumer.conftest import Env
 async def test_consumer_renews_watches_when_asked_and_counts_them(env: Env) -> None:
     await env.connect("svc-a", "a@svc.example", watch=False)
     async with env.run(renew_watches=True) as running:
-        async with asyncio.timeout(30):  # the first pass runs as the worker starts
-            while running.sample("delightbridge_consumer_watch_renewals_total",
-                                 outcome="renewed") < 1:
-                await asyncio.sleep(0.05)  # polling a metric: no event exists for it
+        # The first pass runs as the worker starts.
+        await running.recorder.wait_for(lambda r: bool(r.renewals), within=30)
+        assert running.recorder.renewals[0].renewed == ["svc-a"]
+        assert running.sample("delightbridge_consumer_watch_renewals_total",
+                              outcome="renewed") == 1
     assert env.sim.active_watch("a@svc.example") is not None
     assert await env.pool.fetchval(
         "SELECT watch_expires_at IS NOT NULL FROM gmail_accounts WHERE id = 'svc-a'")
