@@ -1,0 +1,319 @@
+"""Jobs run in a process of their own: ``python -m bench.child JOB`` (see bench.procs).
+
+* ``full_sync``: one ``SyncEngine.sync(mode="full")`` of a service, exactly as the CLI
+  and the API run it; optionally profiled (cProfile or pyinstrument) or with the
+  quota pacer instrumented (timestamps only, behaviour unchanged).
+* ``reference_sync``: the original algorithm (:mod:`bench.reference`).
+* ``consumer``: the consumer's ``Worker`` (streaming pull, coalescing scheduler,
+  engine), as ``delightbridge consume`` runs it, with an observer that timestamps
+  every message's outcome; it stops when stdin closes or after ``expect`` outcomes.
+
+Each result carries the process's CPU seconds for the measured part
+(``time.process_time``: every thread) and its peak RSS (``ru_maxrss``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+def emit(event: str, **fields: Any) -> None:
+    sys.stdout.write(json.dumps({"event": event, **fields}, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def settings_for(spec: dict[str, Any], **extra: Any) -> Any:
+    from delightbridge.settings import Settings
+
+    sim = spec["sim"]
+    values: dict[str, Any] = {
+        "database_url": spec["db_url"],
+        "gmail_api_endpoint": sim["base_url"], "google_oauth_token_uri": sim["token_uri"],
+        "google_client_id": sim["client_id"], "google_client_secret": sim["client_secret"],
+        "log_format": "json", "log_level": "WARNING",
+    }
+    values.update(extra)
+    return Settings(**values)
+
+
+def engine_config(settings: Any, overrides: dict[str, Any]) -> Any:
+    from syncengine.engine import EngineConfig
+
+    return EngineConfig.from_settings(settings, **overrides)
+
+
+# --------------------------------------------------------------------------- pacer probe
+
+
+class PacerProbe:
+    """Timestamps of every quota reservation: asked, granted, answered (settled)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, list[float]] = {}
+        self.done: list[list[float]] = []
+
+    def install(self) -> None:
+        from syncengine.gmail import pacing
+
+        original_acquire = pacing.QuotaPacer.acquire
+        original_settle = pacing.QuotaPacer.settle
+        probe = self
+
+        async def acquire(self: Any, units: int) -> Any:
+            asked = time.monotonic()
+            entry = await original_acquire(self, units)
+            probe.pending[id(entry)] = [asked, time.monotonic(), float(units)]
+            return entry
+
+        def settle(self: Any, entry: Any) -> None:
+            original_settle(self, entry)
+            record = probe.pending.pop(id(entry), None)
+            if record is not None:
+                probe.done.append([*record, time.monotonic()])
+
+        pacing.QuotaPacer.acquire = acquire  # type: ignore[method-assign]
+        pacing.QuotaPacer.settle = settle  # type: ignore[method-assign]
+
+    def summary(self) -> dict[str, Any]:
+        from statistics import median
+
+        if not self.done:
+            return {}
+        waits = [g - a for a, g, _, _ in self.done]
+        flights = [s - g for _, g, _, s in self.done]
+        units = [u for _, _, u, _ in self.done]
+        return {"reservations": len(self.done), "units": sum(units),
+                "median_units": median(units), "median_wait_s": median(waits),
+                "median_in_flight_s": median(flights), "max_in_flight_s": max(flights),
+                "total_wait_s": sum(waits)}
+
+
+# --------------------------------------------------------------------------- profiling
+
+
+def _inline_to_thread() -> None:
+    """Profilers see one thread: run ``asyncio.to_thread`` work inline on the loop."""
+
+    async def inline(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    asyncio.to_thread = inline
+
+
+class Profile:
+    def __init__(self, kind: str | None, out: str | None) -> None:
+        self.kind = kind
+        self.out = Path(out) if out else None
+        self._profiler: Any = None
+
+    def __enter__(self) -> Profile:
+        if self.kind == "cprofile":
+            import cProfile
+
+            self._profiler = cProfile.Profile()
+            self._profiler.enable()
+        elif self.kind == "pyinstrument":
+            from pyinstrument import Profiler
+
+            self._profiler = Profiler(interval=0.001, async_mode="disabled")
+            self._profiler.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._profiler is None:
+            return
+        if self.kind == "cprofile":
+            self._profiler.disable()
+            if self.out:
+                self._profiler.dump_stats(str(self.out))
+        else:
+            self._profiler.stop()
+            if self.out:
+                self.out.write_text(self._profiler.output_text(unicode=True, color=False,
+                                                               show_all=False))
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+class RssSampler:
+    """The process's RSS once a second while the sync runs: a plateau with spikes is a
+    bounded working set; a steady climb is something kept per message."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self, started: float) -> None:
+        while True:
+            self.samples.append((time.perf_counter() - started, _rss_mb()))
+            await asyncio.sleep(1.0)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(time.perf_counter()))
+
+    def stop(self) -> list[list[float]]:
+        if self._task:
+            self._task.cancel()
+        self.samples.append((self.samples[-1][0] + 1 if self.samples else 0.0, _rss_mb()))
+        return [[round(t, 1), round(r, 1)] for t, r in self.samples]
+
+
+async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
+    from db.pool import create_pool
+    from syncengine.engine import SyncEngine
+
+    probe = PacerProbe() if spec.get("probe_pacer") else None
+    if probe:
+        probe.install()
+    if spec.get("profile"):
+        _inline_to_thread()
+    settings = settings_for(spec)
+    config = engine_config(settings, spec.get("engine", {}))
+    pool = await create_pool(spec["db_url"])
+    try:
+        async with SyncEngine.open(pool, config) as engine:
+            rss_before = _rss_mb()
+            sampler = RssSampler()
+            sampler.start()
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            with Profile(spec.get("profile"), spec.get("profile_out")):
+                result = await engine.sync(spec["service_id"], mode="full", trigger="cli")
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            timeline = sampler.stop()
+    finally:
+        await pool.close()
+    return {
+        "elapsed_s": wall, "cpu_s": cpu, "rss_before_mb": rss_before,
+        "peak_rss_mb": _peak_rss_mb(), "rss_after_mb": _rss_mb(),
+        "messages": result.messages_processed, "threads": result.threads_processed,
+        "mode": result.mode, "engine_duration_s": result.duration,
+        "pacer": probe.summary() if probe else None, "rss_timeline": timeline,
+    }
+
+
+async def reference_sync(spec: dict[str, Any]) -> dict[str, Any]:
+    from bench.reference import run_reference
+    from db.pool import create_pool
+    from syncengine.engine import SyncEngine
+
+    settings = settings_for(spec)
+    config = engine_config(settings, spec.get("engine", {}))
+    pool = await create_pool(spec["db_url"])
+    try:
+        async with SyncEngine.open(pool, config) as engine:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            outcome = await run_reference(engine, spec["service_id"],
+                                          max_threads=spec.get("max_threads"),
+                                          page_size=spec.get("page_size", 100))
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    finally:
+        await pool.close()
+    return {"elapsed_s": wall, "cpu_s": cpu, "peak_rss_mb": _peak_rss_mb(), **outcome}
+
+
+async def consumer(spec: dict[str, Any]) -> dict[str, Any]:
+    from consumer.config import ConsumerConfig
+    from consumer.handler import Delivery, Outcome
+    from consumer.worker import Worker
+
+    pubsub = spec["pubsub"]
+    settings = settings_for(spec, pubsub_project=pubsub["project"],
+                            pubsub_topic=pubsub["topic_id"],
+                            pubsub_subscription=pubsub["subscription_id"],
+                            pubsub_emulator_host=pubsub["host"])
+    config = ConsumerConfig(**{
+        "http_host": "127.0.0.1", "http_port": 0, "sweep_interval": 3600.0,
+        "stale_after": 86_400.0, "shutdown_timeout": 10.0, **spec.get("consumer", {})})
+    expect: int | None = spec.get("expect")
+    outcomes: list[tuple[float, str]] = []
+    done = asyncio.Event()
+
+    def observe(delivery: Delivery, outcome: Outcome) -> None:
+        outcomes.append((time.monotonic(), outcome.status))
+        if expect is not None and len(outcomes) >= expect:
+            done.set()
+
+    worker = Worker(settings, config,
+                    engine_config=engine_config(settings, spec.get("engine", {})),
+                    observers=[observe])
+    task = asyncio.create_task(worker.run())
+    started = asyncio.create_task(worker.started.wait())
+    await asyncio.wait({task, started}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+        raise RuntimeError("the consumer worker ended during start-up")
+    if not worker.started.is_set():
+        raise RuntimeError("the consumer worker did not start within 60 s")
+    cpu0, ready_at = time.process_time(), time.monotonic()
+    emit("ready", monotonic=ready_at)
+
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    async def stdin_closed() -> None:
+        while await reader.read(1024):
+            pass
+
+    closed = asyncio.create_task(stdin_closed())
+    waiter = asyncio.create_task(done.wait())
+    await asyncio.wait({closed, waiter, task}, timeout=spec.get("timeout", 600),
+                       return_when=asyncio.FIRST_COMPLETED)
+    finished_at = time.monotonic()
+    cpu = time.process_time() - cpu0
+    syncs = worker.scheduler.syncs_started if worker.scheduler else None
+    worker.stop.set()
+    code = await asyncio.wait_for(task, 120)
+    closed.cancel()
+    waiter.cancel()
+    statuses = Counter(status for _, status in outcomes)
+    return {
+        "exit_code": code, "ready_at": ready_at, "finished_at": finished_at,
+        "outcomes": len(outcomes), "statuses": dict(statuses),
+        "first_outcome_at": outcomes[0][0] if outcomes else None,
+        "last_outcome_at": outcomes[-1][0] if outcomes else None,
+        "outcome_times": [t for t, _ in outcomes] if spec.get("times") else None,
+        "syncs_started": syncs, "cpu_s": cpu, "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+JOBS = {"full_sync": full_sync, "reference_sync": reference_sync, "consumer": consumer}
+
+
+def main() -> int:
+    job = sys.argv[1]
+    spec = json.loads(sys.stdin.readline())
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    try:
+        result = asyncio.run(JOBS[job](spec))
+    except BaseException as exc:
+        logging.exception("bench job %s failed", job)
+        emit("error", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    emit("result", **result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
