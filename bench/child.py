@@ -1,8 +1,9 @@
 """Jobs run in a process of their own: ``python -m bench.child JOB`` (see bench.procs).
 
 * ``full_sync``: one ``SyncEngine.sync(mode="full")`` of a service, exactly as the CLI
-  and the API run it; optionally profiled (cProfile or pyinstrument) or with the
-  quota pacer instrumented (timestamps only, behaviour unchanged).
+  and the API run it; optionally profiled (cProfile or pyinstrument), with the
+  quota pacer instrumented (timestamps only, behaviour unchanged) or with
+  ``tracemalloc`` reporting what the sync left allocated; RSS is sampled each second.
 * ``reference_sync``: the original algorithm (:mod:`bench.reference`).
 * ``consumer``: the consumer's ``Worker`` (streaming pull, coalescing scheduler,
   engine), as ``delightbridge consume`` runs it, with an observer that timestamps
@@ -179,6 +180,26 @@ class RssSampler:
         return [[round(t, 1), round(r, 1)] for t, r in self.samples]
 
 
+def _trace_start() -> Any:
+    import tracemalloc
+
+    tracemalloc.start(1)
+    return tracemalloc.take_snapshot()
+
+
+def _trace_diff(before: Any, top: int = 12) -> list[dict[str, Any]]:
+    """What the sync left allocated (by line), largest first: caches, leaks."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    stats = after.compare_to(before, "lineno")[:top]
+    return [{"where": str(s.traceback[0]), "kib": round(s.size_diff / 1024, 1),
+             "blocks": s.count_diff} for s in stats]
+
+
 async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
     from db.pool import create_pool
     from syncengine.engine import SyncEngine
@@ -194,6 +215,7 @@ async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         async with SyncEngine.open(pool, config) as engine:
             rss_before = _rss_mb()
+            traced = _trace_start() if spec.get("tracemalloc") else None
             sampler = RssSampler()
             sampler.start()
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -201,6 +223,7 @@ async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
                 result = await engine.sync(spec["service_id"], mode="full", trigger="cli")
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             timeline = sampler.stop()
+            retained = _trace_diff(traced) if traced is not None else None
     finally:
         await pool.close()
     return {
@@ -209,6 +232,7 @@ async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
         "messages": result.messages_processed, "threads": result.threads_processed,
         "mode": result.mode, "engine_duration_s": result.duration,
         "pacer": probe.summary() if probe else None, "rss_timeline": timeline,
+        "retained_after_sync": retained,
     }
 
 
