@@ -174,6 +174,29 @@ _SCHEMAS: dict[str, Any] = {
             "message": {"type": "string"},
         },
     },
+    "Disconnected": {
+        "type": "object",
+        "required": ["ok", "serviceId", "wasConnected", "watchStopped", "grantRevoked",
+                     "stopPending"],
+        "properties": {
+            "ok": {"const": True},
+            "serviceId": {"type": "string"},
+            "wasConnected": {"type": "boolean",
+                             "description": "False: the service had no tokens; nothing "
+                                            "changed."},
+            "watchStopped": {"type": "boolean",
+                             "description": "Gmail stopped publishing the mailbox's changes "
+                                            "(users.stop answered, or the watch had "
+                                            "lapsed)."},
+            "grantRevoked": {"type": "boolean",
+                             "description": "Google revoked the refresh token."},
+            "stopPending": {"type": "boolean",
+                            "description": "Gmail or Google did not answer: the stop and "
+                                           "revocation are queued and retried by the "
+                                           "watch renewal job."},
+            "error": {"type": ["string", "null"]},
+        },
+    },
     "Ok": {"type": "object", "required": ["ok"], "properties": {"ok": {"const": True}}},
 }
 
@@ -274,6 +297,25 @@ def _run_operation() -> dict[str, Any]:
     }
 
 
+def _disconnect_operation() -> dict[str, Any]:
+    return {
+        "operationId": "disconnectService",
+        "summary": "Disconnect a service's Gmail mailbox",
+        "description": "Clears the service's tokens at once (syncs refuse it from then on; "
+                       "its mirrored mail stays), then stops its Gmail watch and revokes "
+                       "its grant at Google. What Google does not answer now is queued and "
+                       "retried by the watch renewal job, so no watch is left publishing. "
+                       "Idempotent: disconnecting a disconnected service changes nothing.",
+        "tags": ["connect"],
+        "security": _ADMIN,
+        "parameters": [_SERVICE_ID],
+        "responses": {
+            "200": _json(_ref("Disconnected"), "The service is disconnected."),
+            **_SERVICE_ERRORS,
+        },
+    }
+
+
 def _connect_operation() -> dict[str, Any]:
     return {
         "operationId": "connectService",
@@ -353,6 +395,7 @@ _DOCUMENT: dict[str, Any] = {
         "/api/services/{id}/sync/runs": {"get": _runs_operation()},
         "/api/services/{id}/sync/runs/{runId}": {"get": _run_operation()},
         "/api/services/{id}/connect": {"get": _connect_operation()},
+        "/api/services/{id}/connection": {"delete": _disconnect_operation()},
         "/api/services/oauth/callback": {"get": _callback_operation()},
         "/api/services/oauth/result": {"get": _result_operation()},
         "/healthz": {"get": {

@@ -32,7 +32,8 @@ class ConsumerMetrics:
             "Messages acked without a sync, by reason", ["reason"], registry=r)
         self.watch_renewals = Counter(
             "delightbridge_consumer_watch_renewals_total",
-            "Gmail watch renewals by the in-consumer schedule, by outcome", ["outcome"],
+            "Gmail watch renewals and stops by the in-consumer schedule, by outcome "
+            "(renewed, failed, stopped, stop_failed)", ["outcome"],
             registry=r)
         self.syncs = Counter(
             "delightbridge_consumer_syncs_total", "Syncs run by the consumer, by outcome",

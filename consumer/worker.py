@@ -141,6 +141,9 @@ class Worker:
     def _count_renewals(self, report: RenewReport) -> None:
         self.metrics.watch_renewals.labels("renewed").inc(len(report.renewed))
         self.metrics.watch_renewals.labels("failed").inc(len(report.failed))
+        pending = len(report.stops_pending)
+        self.metrics.watch_renewals.labels("stopped").inc(len(report.stops) - pending)
+        self.metrics.watch_renewals.labels("stop_failed").inc(pending)
         for observer in self.renewal_observers:
             observer(report)
 

@@ -202,19 +202,28 @@ class SyncEngine:
             raise ServiceNotFound(service_id)
         if not row["refresh_token"]:
             raise ServiceNotConnected(service_id, row["disconnected_reason"])
+        cursor = row["last_history_id"]
+        return self.service_from_tokens(
+            service_id, row["email"], row["refresh_token"], row["access_token"],
+            row["access_token_expires_at"],
+            last_history_id=int(cursor) if cursor and cursor.isdigit() else None)
+
+    def service_from_tokens(self, service_id: str, email: str, refresh_token: str,
+                            access_token: str | None, access_expires_at: datetime | None,
+                            *, last_history_id: int | None = None) -> ServiceRow:
+        """A service from its tokens as stored (unsealed here; also for queued watch stops)."""
         key = self.config.token_key
-        refresh = crypto.unseal(row["refresh_token"], key, account_id=service_id,
+        refresh = crypto.unseal(refresh_token, key, account_id=service_id,
                                 column="refresh_token")
         access = None
-        if row["access_token"] and row["access_token_expires_at"]:
-            value = crypto.unseal(row["access_token"], key, account_id=service_id,
+        if access_token and access_expires_at:
+            value = crypto.unseal(access_token, key, account_id=service_id,
                                   column="access_token")
-            access = AccessToken(value, row["access_token_expires_at"].timestamp())
-        cursor = row["last_history_id"]
+            access = AccessToken(value, access_expires_at.timestamp())
         return ServiceRow(
-            id=service_id, email=row["email"], refresh_token=refresh,
-            stored_refresh_token=row["refresh_token"], access_token=access,
-            last_history_id=int(cursor) if cursor and cursor.isdigit() else None,
+            id=service_id, email=email, refresh_token=refresh,
+            stored_refresh_token=refresh_token, access_token=access,
+            last_history_id=last_history_id,
         )
 
     def client_for(self, service: ServiceRow) -> GmailClient:
@@ -224,7 +233,8 @@ class SyncEngine:
         async def persist(token: AccessToken) -> None:
             sealed = crypto.seal(token.value, key, account_id=service.id, column="access_token")
             expires = datetime.fromtimestamp(token.expires_at, UTC)
-            await self.pool.execute(query("sync_store_access_token"), service.id, sealed, expires)
+            await self.pool.execute(query("sync_store_access_token"), service.id, sealed, expires,
+                                    service.stored_refresh_token)
 
         tokens = ServiceTokens(self._session, self.config.oauth, service.refresh_token,
                                service.access_token, persist)

@@ -8,6 +8,13 @@ topic and label filter; when Gmail answers "Only one user push notification clie
 allowed per developer" it calls ``users.stop`` and watches again. Outcomes are
 recorded on the service (``watch_*`` columns); a refused refresh token disconnects
 the service as a sync would.
+
+Stopping: :func:`disconnect` (the API's ``DELETE /api/services/{id}/connection``)
+clears a service's tokens and queues its watch in ``sync_watch_stops`` in one
+statement; deleting a ``gmail_accounts`` row (as the web app does) queues it through
+a trigger. :func:`drain_stops` then calls ``users.stop`` and revokes the grant at
+Google; what fails for a passing reason stays queued for the next renewal pass, so a
+stop is never lost, and a watch that lapsed meanwhile needs no call.
 """
 
 from __future__ import annotations
@@ -24,7 +31,13 @@ import asyncpg
 
 from db.queries import query
 from delightbridge import logs
-from delightbridge.errors import DelightBridgeError, GmailError, OAuthRefused
+from delightbridge.errors import (
+    DelightBridgeError,
+    GmailError,
+    OAuthRefused,
+    ServiceNotFound,
+    TokenDecryptionError,
+)
 from delightbridge.settings import Settings
 from syncengine.engine import SyncEngine
 
@@ -34,6 +47,7 @@ RENEW_EVERY = timedelta(days=1)
 JITTER = timedelta(hours=2)
 EXPIRY_MARGIN = timedelta(days=2)  # renew at once when less than this is left
 ONE_CLIENT = "only one user push notification client"
+DISCONNECTED_BY_ADMIN = "disconnected_by_admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +77,27 @@ def renewal_due(service_id: str, expires_at: datetime | None, renewed_at: dateti
     return now - renewed_at >= RENEW_EVERY - jitter_for(service_id)
 
 
+@dataclass(frozen=True, slots=True)
+class StopOutcome:
+    """What stopping one queued watch did."""
+
+    service_id: str
+    stopped: bool  # users.stop answered, or the watch had lapsed already
+    revoked: bool  # Google revoked the grant (False: it was gone already, or not tried)
+    pending: bool  # failed for a passing reason: queued for the next renewal pass
+    error: str | None = None
+
+
 @dataclass
 class RenewReport:
     renewed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    stops: list[StopOutcome] = field(default_factory=list)
+
+    @property
+    def stops_pending(self) -> dict[str, str]:
+        return {s.service_id: s.error or "" for s in self.stops if s.pending}
 
 
 def _epoch_ms(value: object) -> datetime:
@@ -102,10 +132,77 @@ async def renew(engine: SyncEngine, service_id: str, config: WatchSettings,
 
 
 async def stop(engine: SyncEngine, service_id: str) -> None:
-    """Stop the service's watch (on disconnect or deletion)."""
+    """Stop the watch of a service that stays connected (its tokens are kept)."""
     service = await engine.service(service_id)
     await engine.client_for(service).stop()
     await engine.pool.execute(query("watch_record_stopped"), service_id)
+
+
+async def disconnect(engine: SyncEngine, service_id: str,
+                     reason: str = DISCONNECTED_BY_ADMIN) -> StopOutcome | None:
+    """Disconnect a service: its tokens are cleared at once (syncs refuse it from now
+    on), then its watch is stopped and its grant revoked (:func:`drain_stops`).
+
+    None when the service was not connected; :class:`ServiceNotFound` when it does
+    not exist. Mirrored mail stays: a reconnect resumes from the stored cursor.
+    """
+    stop_id = await engine.pool.fetchval(query("watch_disconnect"), service_id, reason)
+    if stop_id is None:
+        if not await engine.pool.fetchval(query("services_exists"), service_id):
+            raise ServiceNotFound(service_id)
+        return None
+    log.info("service disconnected", extra={"action": "watch.disconnected",
+                                            "service": service_id})
+    outcomes = await drain_stops(engine, only=stop_id)
+    return outcomes[0] if outcomes else None
+
+
+async def drain_stops(engine: SyncEngine, *, only: int | None = None,
+                      now: datetime | None = None) -> list[StopOutcome]:
+    """Stop every queued watch (or only the queued stop ``only``) and revoke its grant."""
+    now = now or datetime.now(UTC)
+    return [await _stop_queued(engine, row, now)
+            for row in await engine.pool.fetch(query("watch_stops_pending"), only)]
+
+
+async def _stop_queued(engine: SyncEngine, row: asyncpg.Record, now: datetime) -> StopOutcome:
+    service_id = row["account_id"]
+    lapsed = row["watch_expires_at"] is None or row["watch_expires_at"] <= now
+    stopped = revoked = False
+    try:
+        service = engine.service_from_tokens(
+            service_id, row["email"], row["refresh_token"], row["access_token"],
+            row["access_token_expires_at"])
+        client = engine.client_for(service)
+        if not lapsed:
+            await client.stop()
+        stopped = True
+        revoked = await client.revoke()
+    except OAuthRefused:
+        # The grant is dead already: nothing can stop the watch, and it lapses by
+        # itself within seven days; nothing is left to revoke either.
+        outcome = StopOutcome(service_id, stopped, False, False, "grant already revoked")
+    except TokenDecryptionError as exc:
+        outcome = StopOutcome(service_id, False, False, False, logs.scrub(str(exc))[:500])
+    except GmailError as exc:
+        message = logs.scrub(f"{exc.code}: {exc}")[:500]
+        if exc.status is None or exc.status == 429 or exc.status >= 500:
+            await engine.pool.execute(query("watch_stop_failed"), row["id"], message)
+            log.warning("watch stop failed, will retry: %s", message, extra={
+                "action": "watch.stop_retry", "service": service_id})
+            return StopOutcome(service_id, stopped, False, True, message)
+        outcome = StopOutcome(service_id, stopped, False, False, message)
+    else:
+        outcome = StopOutcome(service_id, True, revoked, False)
+    await engine.pool.execute(query("watch_stop_done"), row["id"])
+    extra = {"service": service_id, "reason": row["reason"], "lapsed": lapsed,
+             "revoked": outcome.revoked}
+    if outcome.error is None:
+        log.info("watch stopped", extra={"action": "watch.stopped", **extra})
+    else:
+        log.warning("watch stop given up: %s", outcome.error,
+                    extra={"action": "watch.stop_given_up", **extra})
+    return outcome
 
 
 async def renew_all(engine: SyncEngine, config: WatchSettings, *, now: datetime | None = None,
@@ -113,6 +210,8 @@ async def renew_all(engine: SyncEngine, config: WatchSettings, *, now: datetime 
     """One pass over every connected service; failures are recorded, not raised."""
     now = now or datetime.now(UTC)
     report = RenewReport()
+    if services is None:
+        report.stops = await drain_stops(engine, now=now)
     for row in await engine.pool.fetch(query("watch_services")):
         service_id = row["id"]
         if services is not None and service_id not in services:

@@ -35,11 +35,15 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     ) as engine:
         if not args.loop:
             report = await renew_all(engine, config, force=args.force)
+            pending = report.stops_pending
             print(f"renewed {len(report.renewed)}, not due {len(report.skipped)}, "
-                  f"failed {len(report.failed)}")
+                  f"failed {len(report.failed)}; watches stopped "
+                  f"{len(report.stops) - len(pending)}, stops to retry {len(pending)}")
             for service_id, error in sorted(report.failed.items()):
                 print(f"  failed {service_id}: {error}")
-            return 1 if report.failed else 0
+            for service_id, error in sorted(pending.items()):
+                print(f"  stop failed {service_id}: {error}")
+            return 1 if report.failed or pending else 0
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

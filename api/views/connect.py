@@ -16,6 +16,9 @@ when set), clears the disconnection, and in the background starts the Gmail watc
 (tolerating failure: ``watch_error``) then an initial full sync. It always answers
 with a redirect to the return page, ``status=connected`` with the run id, or
 ``status=failed`` with a ``reason`` from :data:`REASONS`: never a 500.
+
+``DELETE /api/services/{id}/connection`` (admin) disconnects: tokens cleared, watch
+stopped, grant revoked (:func:`syncengine.watch.disconnect`).
 """
 
 from __future__ import annotations
@@ -389,6 +392,30 @@ async def start_watch(app: web.Application, service_id: str) -> bool:
                 "action": "connect.watch_record_failed", "service": service_id})
         return False
     return True
+
+
+# --- disconnecting ---------------------------------------------------------------------
+
+
+@routes.delete("/api/services/{service_id}/connection")
+async def disconnect(request: web.Request) -> web.Response:
+    """Clear the service's tokens, stop its watch and revoke its grant (see
+    :func:`syncengine.watch.disconnect`): never a watch left publishing."""
+    app = request.app
+    identity = await require_admin(app[POOL], request.cookies, app[SETTINGS])
+    service_id = request.match_info["service_id"]
+    with GmailObserver(app[METRICS]):
+        outcome = await watch.disconnect(app[ENGINE], service_id)
+    log.info("service disconnected by an admin" if outcome else "service was not connected",
+             extra={"action": "connect.disconnected", "service": service_id,
+                    "by": identity.email, "pending": bool(outcome and outcome.pending)})
+    return web.json_response({
+        "ok": True, "serviceId": service_id, "wasConnected": outcome is not None,
+        "watchStopped": bool(outcome and outcome.stopped),
+        "grantRevoked": bool(outcome and outcome.revoked),
+        "stopPending": bool(outcome and outcome.pending),
+        "error": outcome.error if outcome else None,
+    }, headers={"Cache-Control": "no-store"})
 
 
 # --- the return page ---------------------------------------------------------------------

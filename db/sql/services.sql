@@ -20,3 +20,11 @@ ORDER BY id FOR UPDATE
 
 -- name: tokens_store
 UPDATE gmail_accounts SET access_token = $2, refresh_token = $3 WHERE id = $1
+
+-- Tokens kept until a queued watch stop is done (sync_watch_stops) get sealed too.
+-- name: tokens_queued_for_update
+SELECT id, account_id, access_token, refresh_token FROM sync_watch_stops
+ORDER BY id FOR UPDATE
+
+-- name: tokens_queued_store
+UPDATE sync_watch_stops SET access_token = $2, refresh_token = $3 WHERE id = $1

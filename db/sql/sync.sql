@@ -8,8 +8,11 @@ SELECT id, email, access_token, access_token_expires_at, refresh_token, last_his
        disconnected_reason
 FROM gmail_accounts WHERE id = $1
 
+-- Stored only while the grant it came from is still the service's: not after a
+-- disconnect, nor over the tokens of a reconnect.
 -- name: sync_store_access_token
-UPDATE gmail_accounts SET access_token = $2, access_token_expires_at = $3 WHERE id = $1
+UPDATE gmail_accounts SET access_token = $2, access_token_expires_at = $3
+WHERE id = $1 AND refresh_token = $4
 
 -- Only the refresh token that Google refused is cleared: a reconnect that stored a new
 -- one meanwhile is kept.

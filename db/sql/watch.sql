@@ -18,3 +18,44 @@ UPDATE gmail_accounts SET watch_error = $2, watch_error_at = $3 WHERE id = $1
 UPDATE gmail_accounts
 SET watch_expires_at = NULL, watch_history_id = NULL, watch_error = NULL, watch_error_at = NULL
 WHERE id = $1
+
+-- ------------------------------------------------------------- stopping watches
+
+-- Disconnect through the API: queue the watch's stop with the tokens, then clear them,
+-- in one statement (so one transaction). Nothing when the service has no tokens.
+-- name: watch_disconnect
+WITH account AS (
+    SELECT id, email, refresh_token, access_token, access_token_expires_at,
+           watch_expires_at
+    FROM gmail_accounts WHERE id = $1 AND refresh_token IS NOT NULL
+    FOR UPDATE
+), queued AS (
+    INSERT INTO sync_watch_stops (account_id, email, refresh_token, access_token,
+                                  access_token_expires_at, watch_expires_at, reason)
+    SELECT id, email, refresh_token, access_token, access_token_expires_at,
+           watch_expires_at, 'disconnected'
+    FROM account
+    RETURNING id
+), cleared AS (
+    UPDATE gmail_accounts g
+    SET refresh_token = NULL, access_token = NULL, access_token_expires_at = NULL,
+        disconnected_reason = $2, disconnected_at = now(),
+        watch_expires_at = NULL, watch_history_id = NULL, watch_error = NULL,
+        watch_error_at = NULL
+    FROM account WHERE g.id = account.id
+    RETURNING g.id
+)
+SELECT queued.id FROM queued, cleared
+
+-- name: watch_stops_pending
+SELECT id, account_id, email, refresh_token, access_token, access_token_expires_at,
+       watch_expires_at, reason, attempts
+FROM sync_watch_stops
+WHERE $1::bigint IS NULL OR id = $1
+ORDER BY id
+
+-- name: watch_stop_done
+DELETE FROM sync_watch_stops WHERE id = $1
+
+-- name: watch_stop_failed
+UPDATE sync_watch_stops SET attempts = attempts + 1, last_error = $2 WHERE id = $1

@@ -124,6 +124,10 @@ class GmailClient:
     async def stop(self) -> None:
         await self.execute(self.calls.stop())
 
+    async def revoke(self) -> bool:
+        """Revoke the service's grant at Google: True if revoked, False if already gone."""
+        return await self._tokens.revoke()
+
     async def list_threads(self, page_token: str | None = None) -> Resource:
         return await self.execute(self.calls.list_threads(page_token))
 

@@ -28,6 +28,12 @@ class OAuthClient:
     client_id: str
     client_secret: str
 
+    @property
+    def revoke_uri(self) -> str:
+        """Google's revocation endpoint beside its token endpoint
+        (``https://oauth2.googleapis.com/revoke``; the simulator's ``<base>/revoke``)."""
+        return self.token_uri.rsplit("/", 1)[0] + "/revoke"
+
 
 @dataclass(frozen=True, slots=True)
 class AccessToken:
@@ -71,6 +77,32 @@ async def refresh(
     )
 
 
+async def revoke(session: aiohttp.ClientSession, client: OAuthClient, token: str) -> bool:
+    """Revoke a refresh token (and the access tokens issued from it) at Google.
+
+    True when Google revoked it, False when Google no longer knows it (already
+    revoked or expired: ``400 invalid_token``); :class:`GmailUnavailable` otherwise,
+    so the caller may try again later.
+    """
+    try:
+        async with session.post(client.revoke_uri, data={"token": token}) as response:
+            status = response.status
+            try:
+                payload = await response.json(content_type=None)
+            except ValueError:
+                payload = {}
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise GmailUnavailable(f"OAuth revoke endpoint unreachable: {type(exc).__name__}"
+                               ) from None
+    if status == 200:
+        return True
+    error = str(payload.get("error", "")) if isinstance(payload, dict) else ""
+    if status == 400 and error in ("invalid_token", "invalid_grant"):
+        return False
+    raise GmailUnavailable(f"OAuth revoke endpoint answered {status} {error}".strip(),
+                           status=status, retry_after=5.0)
+
+
 class ServiceTokens:
     """Access tokens of one service."""
 
@@ -95,6 +127,11 @@ class ServiceTokens:
         if current and current.expires_at - time.time() > REFRESH_MARGIN:
             return current.value
         return await self._refresh(current.value if current else None)
+
+    async def revoke(self) -> bool:
+        """Revoke the refresh token at Google (see :func:`revoke`); forget the access token."""
+        self._token = None
+        return await revoke(self._session, self._client, self._refresh_token)
 
     async def refreshed(self, rejected: str) -> str:
         """A new token after Gmail rejected ``rejected`` with 401."""

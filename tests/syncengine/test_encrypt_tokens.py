@@ -8,7 +8,7 @@ import os
 import sys
 
 from delightbridge.settings import variable_names
-from syncengine import crypto
+from syncengine import crypto, watch
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.gmail.retry import FAST_POLICY
 from tests.syncengine.conftest import SyncSetup, engine_settings
@@ -49,3 +49,24 @@ async def test_encrypt_tokens_in_place_then_sync(setup: SyncSetup, db_url: str) 
     async with SyncEngine.open(setup.pool, config) as engine:
         result = await engine.sync(setup.account_id, trigger="poll")
     assert result.messages_processed == 1
+
+
+async def test_encrypt_tokens_seals_queued_watch_stops(setup: SyncSetup, db_url: str) -> None:
+    """A service deleted before its watch was stopped keeps its tokens in the queue
+    until the renewal pass: those are sealed too, and the stop still works after."""
+    await setup.engine.sync(setup.account_id, mode="full", trigger="cli")  # stores a token
+    await setup.pool.execute("DELETE FROM gmail_accounts WHERE id = $1", setup.account_id)
+    key = {"TOKEN_ENCRYPTION_KEY": base64.b64encode(KEY).decode()}
+    code, out, err = await _cli(db_url, key)
+    assert code == 0, err
+    assert out.strip() == "encrypted the tokens of 0 service(s) and 1 queued watch stop(s)"
+    row = await setup.pool.fetchrow("SELECT access_token, refresh_token FROM sync_watch_stops")
+    assert crypto.is_encrypted(row["access_token"])
+    assert crypto.is_encrypted(row["refresh_token"])
+    config = EngineConfig.from_settings(engine_settings(setup.gmail, token_encryption_key=KEY),
+                                        retry=FAST_POLICY, units_per_second=1e6)
+    async with SyncEngine.open(setup.pool, config) as engine:
+        outcomes = await watch.drain_stops(engine)
+    assert [(o.service_id, o.revoked, o.pending) for o in outcomes] == [
+        (setup.account_id, True, False)]
+    assert setup.mailbox.refresh_token not in setup.sim.tokens.refresh_tokens(setup.address)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from db.queries import query
 from delightbridge.errors import ServiceNotConnected
 from delightbridge.settings import variable_names
 from gmailsim.errors import GmailError as SimError
@@ -120,3 +121,18 @@ async def test_revoked_token_disconnects_and_stop_clears_the_watch(setup: SyncSe
     assert await setup.pool.fetchval("SELECT sync_state FROM gmail_accounts") == "disconnected"
     with pytest.raises(ServiceNotConnected):
         await watch.renew(setup.engine, "svc-noji", TOPIC)
+
+
+async def test_a_sync_running_through_a_disconnect_stores_no_token(setup: SyncSetup) -> None:
+    """A client made before the disconnect refreshes its token afterwards: the fresh
+    access token is not written back to the disconnected service."""
+    client = setup.engine.client_for(await setup.engine.service(setup.account_id))
+    assert await setup.engine.pool.fetchval(
+        "SELECT id FROM sync_watch_stops WHERE account_id = $1", setup.account_id) is None
+    await setup.engine.pool.fetchval(query("watch_disconnect"), setup.account_id, "test")
+    setup.sim.expire_access_tokens(setup.address)
+    await client.list_threads()  # 401, refresh, persist (refused by the guard)
+    row = await setup.engine.pool.fetchrow(
+        "SELECT access_token, refresh_token FROM gmail_accounts WHERE id = $1",
+        setup.account_id)
+    assert (row["access_token"], row["refresh_token"]) == (None, None)
