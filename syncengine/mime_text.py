@@ -41,6 +41,8 @@ def clean_text(value: str) -> str:
     """Make ``value`` storable as PostgreSQL text: drop NUL, replace lone surrogates."""
     if "\x00" in value:
         value = value.replace("\x00", "")
+    if value.isascii():
+        return value  # no surrogate can hide in ASCII
     return _SURROGATE.sub("\ufffd", value)
 
 
@@ -50,6 +52,8 @@ def clean_line(value: str) -> str:
     Any run of whitespace that contains a control character (a folded header's
     CRLF + WSP, an injected ``\\r\\n``, a tab) becomes a single space.
     """
+    if value.isascii() and value.isprintable():
+        return value.strip()  # the common case: nothing to replace (no control, no surrogate)
     value = clean_text(value)
     return _CONTROL_RUN.sub(" ", value).strip()
 

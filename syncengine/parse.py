@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import email.message
 import email.utils
+import functools
 import hashlib
 import html
 import json
@@ -296,15 +297,32 @@ def _header_text(value: str | None, problems: _Problems, what: str) -> str:
     return clean_line(decoded)
 
 
+def _getaddresses(flat: str) -> tuple[tuple[str, str], ...]:
+    """``email.utils.getaddresses`` (pure, and slow: a tenth of parsing): the same header
+    value recurs across a thread and a mailbox (its own address, regular
+    correspondents), so short values are remembered (at most ~4 MB)."""
+    if len(flat) <= _CACHED_ADDRESS_CHARS:
+        return _getaddresses_cached(flat)
+    return _getaddresses_uncached(flat)
+
+
+def _getaddresses_uncached(flat: str) -> tuple[tuple[str, str], ...]:
+    try:
+        return tuple(email.utils.getaddresses([flat]))
+    except Exception:  # the stdlib parser has had crashes on hostile input
+        return ()
+
+
+_CACHED_ADDRESS_CHARS: Final = 1000
+_getaddresses_cached = functools.lru_cache(maxsize=4096)(_getaddresses_uncached)
+
+
 def _parse_addresses(value: str | None, problems: _Problems, what: str) -> tuple[Address, ...]:
     """Parse an address-list header (To, Cc...) into addresses with decoded names."""
     if value is None:
         return ()
     flat = clean_line(value)
-    try:
-        pairs = email.utils.getaddresses([flat])
-    except Exception:  # the stdlib parser has had crashes on hostile input
-        pairs = []
+    pairs = _getaddresses(flat)
     found: list[Address] = []
     for raw_name, raw_email in pairs:
         address = clean_line(raw_email).strip("<>").replace(" ", "").lower()
@@ -390,10 +408,14 @@ def _content_params(headers: _Headers) -> email.message.Message:
     return holder
 
 
-def _mime_type(part: Mapping[str, Any], params: email.message.Message) -> str:
+def _declared_mime_type(part: Mapping[str, Any]) -> str | None:
+    """The part's ``mimeType`` when well formed (Gmail's own reading of its headers)."""
     declared = (_str(part.get("mimeType")) or "").strip().lower()
-    if _MIME_TYPE.match(declared):
-        return declared
+    return declared if _MIME_TYPE.match(declared) else None
+
+
+def _header_mime_type(params: email.message.Message) -> str:
+    """The type its Content-Type header names, for a part whose ``mimeType`` is not usable."""
     try:
         from_header = params.get_content_type() if "Content-Type" in params else ""
     except Exception:
@@ -427,8 +449,13 @@ def _walk(part: Mapping[str, Any], depth: int, ctx: _Walk) -> _Bodies:
 def _walk_part(part: Mapping[str, Any], depth: int, ctx: _Walk) -> _Bodies:
     part_id = clean_line(_str(part.get("partId")) or "")[:100]
     headers = _Headers(part.get("headers"))
-    params = _content_params(headers)
-    mime_type = _mime_type(part, params)
+    # Content headers are read (slow: a stdlib Message) only where they matter: leaves,
+    # and parts whose mimeType is unusable.
+    params = None
+    mime_type = _declared_mime_type(part)
+    if mime_type is None:
+        params = _content_params(headers)
+        mime_type = _header_mime_type(params)
     children = [_mapping(child) for child in _list(part.get("parts"))]
 
     if mime_type.startswith("multipart/") and not children:
@@ -442,6 +469,8 @@ def _walk_part(part: Mapping[str, Any], depth: int, ctx: _Walk) -> _Bodies:
             return _alternative(results)
         return _concatenate(results)
 
+    if params is None:
+        params = _content_params(headers)
     disposition = _param(params.get_content_disposition)
     filename = _filename(part, params, ctx.problems)
     if mime_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:

@@ -2,20 +2,24 @@
 
 Encoding follows google-api-python-client's ``BatchHttpRequest`` (Content-ID
 ``<base+N>``; the answer to part N carries ``<response-base+N>``); answers are matched
-by Content-ID, not position. Pure functions over bytes.
+by Content-ID, not position. Pure functions over bytes, and the sizing of batches
+(:func:`batch_units`, :func:`plan`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from urllib.parse import urlsplit
 
 from syncengine.gmail.calls import GmailCall
 
 MAX_BATCH = 100
+BATCHES_PER_WINDOW = 4
 _BOUNDARY_RE = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _STATUS_RE = re.compile(rb"^HTTP/\d(?:\.\d)?\s+(\d{3})")
 _CONTENT_ID_RE = re.compile(r"<(?:response-)?([^>]+)>")
@@ -100,3 +104,55 @@ def decode(content_type: str, body: bytes, ids: Sequence[str]) -> list[PartRespo
     if missing:
         raise BatchFormatError(f"batch answer lacks {len(missing)} of {len(ids)} parts")
     return [by_id[i] for i in ids]
+
+
+# --------------------------------------------------------------------------- sizing
+
+
+@cache
+def batch_units(allowance: float, step: int, largest: int) -> int:
+    """Quota units one batch may cost, for calls costing multiples of ``step`` units
+    (the dearest ``largest``) under a pacer letting ``allowance`` units through per window.
+
+    Near the quota a batch's units stay reserved while it is in flight and for a window
+    after its answer. Batches that divide the allowance exactly leave no units idle, and
+    several of them a window (at least :data:`BATCHES_PER_WINDOW`) keep few units in
+    flight: 245 units (98 % of 250) -> 35 (7 ``messages.get``, or 3 ``threads.get`` and
+    1 ``messages.get``); 250 -> 50. When no multiple of ``step`` divides it, the largest
+    that fits :data:`BATCHES_PER_WINDOW` times; never less than ``largest``.
+    """
+    whole = int(allowance)
+    cap = whole // BATCHES_PER_WINDOW
+    cap -= cap % step
+    for units in range(cap, largest - 1, -step):
+        if units > 0 and whole % units == 0:
+            return units
+    return max(largest, cap)
+
+
+def plan(costs: Sequence[int], *, max_calls: int, max_units: int) -> list[list[int]]:
+    """Calls (by index into ``costs``) grouped into batches of at most ``max_calls`` calls
+    costing at most ``max_units`` in all, as few and as full as first-fit decreasing
+    makes them: the dearest calls first, cheaper ones in the room they leave. A call
+    dearer than ``max_units`` goes alone."""
+    batches: list[list[int]] = []
+    rooms: list[int] = []
+    open_: list[int] = []  # batches with room left, in creation order
+    for index in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        cost = costs[index]
+        target = next((b for b in open_ if rooms[b] >= cost), None)
+        if target is None:
+            target = len(batches)
+            batches.append([])
+            rooms.append(max_units)
+            open_.append(target)
+        batches[target].append(index)
+        rooms[target] -= cost
+        if rooms[target] <= 0 or len(batches[target]) >= max_calls:
+            open_.remove(target)
+    return batches
+
+
+def cost_step(costs: Sequence[int]) -> int:
+    """The largest number of units every cost is a multiple of (1 for no costs)."""
+    return math.gcd(*costs) or 1

@@ -4,6 +4,12 @@
 endpoint and turns each method into a :class:`GmailCall` (method, absolute URL, body,
 quota cost) without executing it. Building the service reads a file: construct the
 builder off the event loop (:func:`call_builder`), once per endpoint.
+
+The per-message calls of a sync (``messages.get``, ``threads.get``: thousands a
+minute) skip the discovery machinery (~0.1 ms a call): the library builds their URL
+once per format with a placeholder id, and each call substitutes the id, quoted as
+the library quotes it (``tests/syncengine/test_gmail_pure.py`` checks they agree).
+They ask for compact JSON (``prettyPrint=false``), cheaper to send and to decode.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 import httplib2
 from googleapiclient.discovery import build
@@ -30,6 +37,9 @@ COSTS: dict[str, int] = {
     "threads.get": 10,
     "history.list": 2,
 }
+
+# Stands for the id in a URL template; no Gmail id looks like it, and quoting keeps it.
+_ID = "DBSYNCIDPLACEHOLDER"
 
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
 MAX_PAGE = 500
@@ -65,6 +75,7 @@ class CallBuilder:
         self._attachments = self._messages.attachments()
         self._history = users.history()
         self._threads = users.threads()
+        self._templates: dict[tuple[str, str], tuple[str, str]] = {}
 
     @staticmethod
     def _call(name: str, request: Any) -> GmailCall:
@@ -88,10 +99,18 @@ class CallBuilder:
             kwargs["q"] = q
         return self._call("messages.list", self._messages.list(**kwargs))
 
+    def _by_id(self, name: str, resource: Any, ident: str, format: str) -> GmailCall:
+        """``resource.get(id=ident, format=format)`` from a URL template built once."""
+        template = self._templates.get((name, format))
+        if template is None:
+            request = resource.get(userId="me", id=_ID, format=format, prettyPrint=False)
+            template = self._templates[(name, format)] = (request.method, request.uri)
+        method, uri = template
+        head, _, tail = uri.rpartition(_ID)
+        return GmailCall(name, method, head + quote(ident, safe="") + tail)
+
     def get_message(self, message_id: str, *, format: str = "full") -> GmailCall:
-        return self._call(
-            "messages.get", self._messages.get(userId="me", id=message_id, format=format)
-        )
+        return self._by_id("messages.get", self._messages, message_id, format)
 
     def list_threads(self, page_token: str | None = None, *, max_results: int = MAX_PAGE
                      ) -> GmailCall:
@@ -101,8 +120,7 @@ class CallBuilder:
         return self._call("threads.list", self._threads.list(**kwargs))
 
     def get_thread(self, thread_id: str, *, format: str = "minimal") -> GmailCall:
-        return self._call("threads.get",
-                          self._threads.get(userId="me", id=thread_id, format=format))
+        return self._by_id("threads.get", self._threads, thread_id, format)
 
     def get_attachment(self, message_id: str, attachment_id: str) -> GmailCall:
         return self._call(

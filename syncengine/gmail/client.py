@@ -2,9 +2,10 @@
 
 Every call pays its quota units to the service's :class:`QuotaPacer` before it is
 sent, carries a fresh bearer token (refreshed once on a 401), and is retried with
-tenacity when the answer is retryable (:mod:`syncengine.gmail.retry`). Message
-fetches go in batches of at most ``batch_size`` calls, several batches in flight;
-inside a batch, only the parts that failed transiently are sent again.
+tenacity when the answer is retryable (:mod:`syncengine.gmail.retry`). Message and
+thread fetches go in batches of at most ``batch_size`` calls, sized in quota units so
+that several fill the pacer's window exactly, several batches in flight; inside a
+batch, only the parts that failed transiently are sent again.
 """
 
 from __future__ import annotations
@@ -144,16 +145,29 @@ class GmailClient:
     async def get_many(self, ids: Sequence[str], calls: list[GmailCall]
                        ) -> dict[str, Resource | None]:
         """Answers to ``calls`` keyed by ``ids``, batched and paced; None for a 404."""
-        # A batch never costs more than the pacer lets through in one window.
-        size = max(1, min(self._batch_size, int(self._pacer.limit // max(1, calls[0].cost))
-                          if calls else 1))
-        if size == 1:
-            results = await asyncio.gather(*(self._bounded_single(c) for c in calls))
-        else:
-            chunks = [calls[i:i + size] for i in range(0, len(calls), size)]
-            parts = await asyncio.gather(*(self._batch(chunk) for chunk in chunks))
-            results = [r for part in parts for r in part]
-        return dict(zip(ids, results, strict=True))
+        return dict(zip(ids, await self.fetch_all(calls), strict=True))
+
+    async def fetch_all(self, calls: Sequence[GmailCall]) -> list[Resource | None]:
+        """Answers to ``calls`` (any mix of methods) in call order, None for a 404.
+
+        Batched: at most ``batch_size`` calls a batch, and at most the units of
+        :func:`~syncengine.gmail.batch.batch_units` (a batch never costs more than the
+        pacer lets through in one window, and several of them fill it exactly).
+        """
+        if not calls:
+            return []
+        costs = [c.cost for c in calls]
+        units = batch_format.batch_units(self._pacer.limit, batch_format.cost_step(costs),
+                                         max(costs))
+        batches = batch_format.plan(costs, max_calls=self._batch_size, max_units=units)
+        if len(batches) == len(calls):  # one call a batch: plain calls
+            return list(await asyncio.gather(*(self._bounded_single(c) for c in calls)))
+        parts = await asyncio.gather(*(self._batch([calls[i] for i in b]) for b in batches))
+        results: list[Resource | None] = [None] * len(calls)
+        for batch, answers in zip(batches, parts, strict=True):
+            for index, answer in zip(batch, answers, strict=True):
+                results[index] = answer
+        return results
 
     # ------------------------------------------------------------------ single calls
 

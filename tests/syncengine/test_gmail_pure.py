@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
+import httplib2
 import pytest
+from googleapiclient.discovery import build
 
 from syncengine.gmail import batch
 from syncengine.gmail.calls import COSTS, CallBuilder, GmailCall
@@ -19,6 +21,7 @@ from syncengine.gmail.retry import (
     error_info,
     retry_after_seconds,
 )
+from tests.gmailsim import discovery
 
 
 @pytest.mark.parametrize(
@@ -181,3 +184,45 @@ async def test_pacer_lets_an_oversized_call_through_alone_and_penalties_block() 
     pacer.penalize(5.0)
     pacer.settle(await pacer.acquire(1))
     assert t.now == pytest.approx(7.0)
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:8080/prefix", "https://gmail.googleapis.com"])
+def test_templated_get_urls_are_what_the_discovery_document_builds(endpoint: str) -> None:
+    # messages.get and threads.get skip googleapiclient per call: each URL must be exactly
+    # what the library builds from the discovery document, whatever the id and format.
+    service = build("gmail", "v1", static_discovery=True, http=httplib2.Http(),
+                    client_options={"api_endpoint": endpoint + "/"}, cache_discovery=False)
+    builder = CallBuilder(endpoint)
+    methods = discovery.document()["resources"]["users"]["resources"]
+    for name, resource, ours in [
+        ("messages", service.users().messages(), builder.get_message),
+        ("threads", service.users().threads(), builder.get_thread),
+    ]:
+        path = methods[name]["methods"]["get"]["path"]  # gmail/v1/users/{userId}/...{id}
+        for fmt in ["full", "metadata", "minimal", "raw"][: 4 if name == "messages" else 3]:
+            for ident in ["18c1f0a2b3c4d5e6", "a/b c+ü%", "DBSYNC", ""]:
+                call = ours(ident, format=fmt)
+                expected = resource.get(userId="me", id=ident, format=fmt, prettyPrint=False)
+                assert (call.method, call.url) == (expected.method, expected.uri)
+                assert call.name == f"{name}.get"
+                assert urlsplit(call.url).path == urlsplit(endpoint).path + "/" + path.replace(
+                    "{userId}", "me").replace("{id}", quote(ident, safe=""))
+                assert parse_qs(urlsplit(call.url).query)["prettyPrint"] == ["false"]
+    with pytest.raises(TypeError):  # the library still checks the format, once per format
+        builder.get_message("x", format="bogus")
+
+
+def test_batches_fill_the_pacers_window_exactly() -> None:
+    # 98 % of 250 units: 35 a batch (7 messages.get, or 3 threads.get and 1 messages.get).
+    assert batch.batch_units(245.0, 5, 10) == 35
+    assert batch.batch_units(250.0, 5, 10) == 50
+    assert batch.batch_units(1_000_000.0, 5, 10) == 250_000  # quota off: batch_size rules
+    assert batch.batch_units(241.0, 5, 10) == 60  # no divisor: the largest that fits 4 times
+    assert batch.batch_units(20.0, 5, 10) == 10  # never below the dearest call
+    costs = [10] * 10 + [5] * 12
+    plan = batch.plan(costs, max_calls=50, max_units=35)
+    assert sorted(i for b in plan for i in b) == list(range(len(costs)))  # each call once
+    assert [sum(costs[i] for i in b) for b in plan] == [35, 35, 35, 35, 20]
+    assert all(len(b) <= 4 for b in batch.plan(costs, max_calls=4, max_units=1000))
+    assert batch.plan([300, 5], max_calls=50, max_units=35) == [[0], [1]]  # too dear: alone
+    assert batch.plan([], max_calls=50, max_units=35) == []

@@ -1,0 +1,48 @@
+"""How a full sync fetches: by thread where that is cheaper, every message stored once."""
+
+from __future__ import annotations
+
+from syncengine.full import Plan
+from tests.syncengine.conftest import SyncSetup
+from tests.syncengine.mirror import assert_mirror
+
+
+def _thread(thread_id: str, *ids: str) -> dict[str, object]:
+    return {"id": thread_id, "messages": [{"id": i, "threadId": thread_id} for i in ids]}
+
+
+def test_plan_fetches_threads_once_and_never_stores_a_message_twice() -> None:
+    plan = Plan()
+    # Page 1: A twice (fetched whole), B once (alone), C twice but gone, D twice, one gone.
+    threads, singles = plan.split([("a1", "A"), ("b1", "B"), ("a2", "A"), ("c1", "C"),
+                                   ("c2", "C"), ("d1", "D"), ("d2", "D")])
+    assert threads == {"A": ["a1", "a2"], "C": ["c1", "c2"], "D": ["d1", "d2"]}
+    assert singles == ["b1"]
+    page = plan.resources(threads, [_thread("A", "a0", "a1", "a2", "a3"), None,
+                                    _thread("D", "d1")], singles, [{"id": "b1"}])
+    # A's messages on later pages (a0, a3) come with it; C and d2 are gone (None).
+    assert set(page) == {"a0", "a1", "a2", "a3", "b1", "c1", "c2", "d1", "d2"}
+    assert [m for m, r in page.items() if r is None] == ["c1", "c2", "d2"]
+    # Page 2: A is done; B has two messages now: fetched whole, but b1 is not stored again.
+    threads, singles = plan.split([("a3", "A"), ("b2", "B"), ("b3", "B"), ("e1", "E")])
+    assert (threads, singles) == ({"B": ["b2", "b3"]}, ["e1"])
+    page = plan.resources(threads, [_thread("B", "b1", "b2", "b3")], singles, [None])
+    assert page == {"e1": None, "b2": {"id": "b2", "threadId": "B"},
+                    "b3": {"id": "b3", "threadId": "B"}}
+
+
+async def test_full_sync_over_pages_fetches_by_thread_and_stores_each_message_once(
+    setup: SyncSetup
+) -> None:
+    setup.sim.seed(setup.address, messages=1600, threads=500, seed=11)  # 4 pages of 500
+    result = await setup.engine.sync(setup.account_id, mode="full", trigger="cli")
+    stored = await assert_mirror(setup.pool, setup.account_id, setup.sim.snapshot(setup.address))
+    assert result.messages_processed == stored
+    counters = setup.sim.counters
+    threads_get = counters.calls("users.threads.get")
+    messages_get = counters.calls("users.messages.get")
+    assert threads_get > 0
+    assert messages_get > 0
+    assert threads_get <= 500  # each thread at most once
+    # Fewer units than one messages.get (5 units) a message, the former plan.
+    assert 10 * threads_get + 5 * messages_get < 5 * 1600
