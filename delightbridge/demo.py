@@ -5,8 +5,10 @@ embedded PostgreSQL, the Gmail simulator with two seeded support mailboxes and n
 mail every few seconds, Google's Pub/Sub emulator when java and its jar are here,
 the API, the consumer and the watch renewal schedule. It prints an admin cookie and
 the seed's curl command, shows the initial full syncs, then a line per synced
-notification, and stops cleanly on Ctrl-C. Without the emulator, the consumer's
-place is taken by a poll every few seconds (and the demo says so).
+notification, and stops cleanly on Ctrl-C. Without the emulator (no java), the
+consumer runs in push mode: the simulator POSTs Pub/Sub push envelopes to it,
+signed with OIDC tokens that the consumer verifies against the simulator's
+certificates, as it verifies Google's in production.
 
 With real settings (``GOOGLE_CLIENT_ID`` and a ``DATABASE_URL``) the same command
 runs the real service: the API, the consumer and the renewal schedule together.
@@ -38,8 +40,9 @@ from db.pool import database_url, open_pool
 from db.queries import query
 from delightbridge import pubsub_emulator
 from delightbridge.settings import Settings
-from gmailsim import Simulator
-from gmailsim.server import serve
+from gmailsim import Simulator, oidc
+from gmailsim.push import PushConfig
+from gmailsim.server import RunningSimulator, serve
 from syncengine.cli import ProgressLine
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.watch import WatchSettings, renew_all, renewal_schedule
@@ -51,6 +54,8 @@ MAILBOXES = (  # (service id, name, address, messages, threads)
     ("demo-anki", "AnkiPro Help", "help@ankipro.example", 150, 50),
 )
 ADMIN = "admin@delightbridge.example"
+#: The push tokens' audience when the simulator pushes to the consumer (no emulator).
+PUSH_AUDIENCE = "https://delightbridge-demo.local/pubsub/push"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +122,8 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
                                     settings.topic_path, settings.subscription_path)
         sim = Simulator(seed=args.seed)
         sim.quota.units_per_second = None  # a demo has no reason to wait on quota
-        running = await stack.enter_async_context(serve(sim, pubsub_emulator_host=emulator))
+        running = await stack.enter_async_context(serve(
+            sim, pubsub_emulator_host=emulator, push=PushConfig(push_audience=PUSH_AUDIENCE)))
         settings = dataclasses.replace(
             settings, gmail_api_endpoint=running.base_url,
             google_oauth_token_uri=running.token_uri,
@@ -140,26 +146,39 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
                      f"threads, {result.duration:.1f} s")
             tasks = [asyncio.create_task(_new_mail(sim, args.mail_every, stop), name="mail"),
                      asyncio.create_task(_renewal_loop(settings, stop), name="renewal")]
-            if emulator:
-                worker = Worker(settings, ConsumerConfig.from_settings(
-                    settings, http_host="127.0.0.1", http_port=0, sweep_interval=30.0),
-                    observers=[_live_line])
-                consumer = asyncio.create_task(worker.run(), name="consumer")
-                _say("live: a line per synced notification (Ctrl-C stops)")
-                await _until(stop, consumer, *tasks)
-                worker.stop.set()
-                code = await consumer
-            else:
-                poll = asyncio.create_task(_poll(engine, stop), name="poll")
-                _say("live: a line per sync (Ctrl-C stops)")
-                await _until(stop, poll, *tasks)
-                code = 0
+            worker = Worker(settings, _consumer_config(settings, running, emulator),
+                            observers=[_live_line])
+            consumer = asyncio.create_task(worker.run(), name="consumer")
+            if not emulator:
+                started = asyncio.create_task(worker.started.wait())
+                await _until(stop, consumer, started)
+                started.cancel()
+                if worker.started.is_set() and worker.http_port is not None:
+                    await running.notifier.set_push_endpoint(
+                        f"http://127.0.0.1:{worker.http_port}/pubsub/push")
+            _say("live: a line per synced notification (Ctrl-C stops)")
+            await _until(stop, consumer, *tasks)
+            worker.stop.set()
+            code = await consumer
             stop.set()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     _say("demo stopped")
     return code
+
+
+def _consumer_config(settings: Settings, running: RunningSimulator, emulator: str | None
+                     ) -> ConsumerConfig:
+    """Streaming pull from the emulator; else push mode, the simulator pushing signed
+    envelopes (verified against its certificates) to the consumer's port."""
+    config = ConsumerConfig.from_settings(settings, http_host="127.0.0.1", http_port=0,
+                                          sweep_interval=30.0)
+    if emulator:
+        return config
+    return dataclasses.replace(config, mode="push", push_audience=PUSH_AUDIENCE,
+                               push_service_account=oidc.PUSH_SERVICE_ACCOUNT,
+                               push_certs_url=running.certs_url)
 
 
 def _demo_secret(data_dir: Path) -> str:
@@ -176,7 +195,8 @@ async def _start_emulator(stack: contextlib.AsyncExitStack, data_dir: Path) -> s
     try:
         emulator = pubsub_emulator.find()
     except pubsub_emulator.EmulatorUnavailable as exc:
-        _say(f"Pub/Sub emulator unavailable ({exc}): polling instead of push")
+        _say(f"Pub/Sub emulator unavailable ({exc}): the simulator pushes to the "
+             "consumer directly (Pub/Sub push mode)")
         return None
     _say("starting Google's Pub/Sub emulator ...")
     context = pubsub_emulator.running(data_dir / "pubsub-emulator.log", emulator)
@@ -215,7 +235,7 @@ def _banner(settings: Settings, port: int, emulator: str | None) -> None:
 DelightBridge Sync demo
   API            {base}   (OpenAPI: {base}/api/openapi.json)
   Gmail          simulator at {settings.gmail_api_endpoint}
-  Pub/Sub        {"emulator at " + emulator if emulator else "none (polling)"}
+  Pub/Sub        {"emulator at " + emulator if emulator else "push from the simulator"}
   database       {settings.database_url}
   services       {", ".join(f"{s} <{a}>" for s, _, a, *_ in MAILBOXES)}
 
@@ -235,17 +255,6 @@ def _live_line(delivery: Delivery, outcome: Outcome) -> None:
         ms = (datetime.now(UTC) - delivery.publish_time).total_seconds() * 1000
         lag = f", {ms:.0f} ms after Gmail published it"
     _say(f"{datetime.now():%H:%M:%S} notification {delivery.message_id} synced{lag}")
-
-
-async def _poll(engine: SyncEngine, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        for service_id, *_ in MAILBOXES:
-            result = await engine.sync(service_id, trigger="poll", wait=30)
-            if result.messages_processed:
-                _say(f"{datetime.now():%H:%M:%S} {service_id}: "
-                     f"{result.messages_processed} message(s) synced")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=3.0)
 
 
 async def _new_mail(sim: Simulator, every: float, stop: asyncio.Event) -> None:

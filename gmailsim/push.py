@@ -8,8 +8,10 @@ fold into the next one, which carries the latest history id. Delivery goes to
 * Google Cloud Pub/Sub through the real ``google-cloud-pubsub`` client (in tests,
   the official emulator at ``pubsub_emulator_host``), and/or
 * a push endpoint, POSTed as Pub/Sub's push envelope
-  ``{"message": {"data", "messageId", "publishTime", ...}, "subscription"}``,
-  retried with back-off on a non-2xx answer like Pub/Sub does,
+  ``{"message": {"data", "messageId", "publishTime", ...}, "subscription"}``, with an
+  OIDC token in ``Authorization`` signed like Google's (:mod:`gmailsim.oidc`; the
+  certificates at ``<base>/oauth2/v1/certs``), retried with back-off on a non-2xx
+  answer like Pub/Sub does,
 
 and is always recorded in :attr:`Notifier.deliveries`. Fault settings can drop,
 duplicate, delay or reorder notifications.
@@ -35,6 +37,7 @@ from typing import Any
 
 import aiohttp
 
+from gmailsim import oidc
 from gmailsim.simulator import ChangeEvent, Simulator
 
 log = logging.getLogger("gmailsim.push")
@@ -49,6 +52,9 @@ class PushConfig:
     history_id_as_string: bool = False
     push_attempts: int = 5
     push_backoff: float = 0.1
+    #: The push token's ``aud``; None: the push endpoint's URL (Pub/Sub's default).
+    push_audience: str | None = None
+    push_service_account: str = oidc.PUSH_SERVICE_ACCOUNT
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +114,13 @@ class Notifier:
         self._publisher: Any = None
         self._waiters: set[asyncio.Event] = set()
         self._ids = itertools.count(1)
+        self.signer: oidc.SigningKey | None = None
 
     # --- life cycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.signer = await asyncio.to_thread(oidc.shared_key)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         if self.config.pubsub_emulator_host:
             self._publisher = await asyncio.to_thread(_publisher, self.config.pubsub_emulator_host)
@@ -269,8 +277,13 @@ class Notifier:
             url = self.config.push_endpoint
             if not url:
                 return False, message_id
+            assert self.signer is not None
+            token = self.signer.token(audience=self.config.push_audience or url,
+                                      account=self.config.push_service_account)
             try:
-                async with self._session.post(url, json=envelope) as response:
+                async with self._session.post(
+                        url, json=envelope, headers={"Authorization": f"Bearer {token}"}
+                ) as response:
                     if 200 <= response.status < 300 or response.status == 102:
                         return True, message_id
             except (aiohttp.ClientError, TimeoutError) as exc:

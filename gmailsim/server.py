@@ -7,6 +7,7 @@ carry one):
 * ``<base>/batch/gmail/v1`` (and ``<base>/batch``): batch (:mod:`gmailsim.batch`);
 * ``<base>/token``: the OAuth token endpoint; ``<base>/o/oauth2/v2/auth``: a consent
   page that redirects at once with a code; ``<base>/revoke``: token revocation;
+* ``<base>/oauth2/v1/certs``: the certificates of the push tokens (:mod:`gmailsim.oidc`);
 * ``<base>/_sim/...``: the control API (:mod:`gmailsim.control`).
 
 ``async with serve(sim) as running:`` starts it on a free port of 127.0.0.1;
@@ -27,7 +28,7 @@ from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from gmailsim import control
+from gmailsim import control, oidc
 from gmailsim.api import ApiRequest, ApiResponse, GmailApi
 from gmailsim.batch import handle_batch
 from gmailsim.oauth import DEFAULT_SCOPES, OAuthError
@@ -74,6 +75,11 @@ class RunningSimulator:
     @property
     def revoke_uri(self) -> str:
         return f"{self.base_url}/revoke"
+
+    @property
+    def certs_url(self) -> str:
+        """The push tokens' certificates (``PUSH_CERTS_URL`` for the consumer)."""
+        return f"{self.base_url}{oidc.CERTS_PATH}"
 
     @property
     def control_url(self) -> str:
@@ -176,6 +182,12 @@ class _Handlers:
         query_string = "&".join(filter(None, [parts.query, urlencode(params)]))
         raise web.HTTPFound(urlunsplit(parts._replace(query=query_string)))
 
+    async def certs(self, request: web.Request) -> web.Response:
+        signer = self.notifier.signer
+        assert signer is not None
+        return web.json_response(signer.certs(), headers={
+            "Cache-Control": f"public, max-age={oidc.CERTS_MAX_AGE}"})
+
     async def revoke(self, request: web.Request) -> web.Response:
         form = await request.post()
         token = str(form.get("token") or request.query.get("token") or "")
@@ -198,6 +210,7 @@ def build_app(sim: Simulator, api: GmailApi, notifier: Notifier, prefix: str = "
     app.router.add_get(prefix + "/o/oauth2/auth", handlers.authorize)
     app.router.add_post(prefix + "/revoke", handlers.revoke)
     app.router.add_post(prefix + "/o/oauth2/revoke", handlers.revoke)
+    app.router.add_get(prefix + oidc.CERTS_PATH, handlers.certs)
     control.add_routes(app, prefix + "/_sim", sim, notifier)
     return app
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from delightbridge.pubsub_emulator import free_port
 from delightbridge.settings import variable_names
@@ -28,9 +29,15 @@ async def _line_matching(stream: asyncio.StreamReader, pattern: str, seen: list[
     return await asyncio.wait_for(read(), LINE_TIMEOUT)
 
 
-async def test_demo_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pubsub", ["emulator", "no-java"])
+async def test_demo_runs_everything_and_stops_cleanly(tmp_path: Path, pubsub: str) -> None:
+    """With java, notifications go through Google's Pub/Sub emulator; without (an empty
+    PATH), the simulator pushes signed envelopes to the consumer's push endpoint."""
     env = {k: v for k, v in os.environ.items()
            if k not in variable_names() and k != "DELIGHTBRIDGE_ENV_FILE"}
+    if pubsub == "no-java":
+        (tmp_path / "bin").mkdir()
+        env["PATH"] = str(tmp_path / "bin")
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "delightbridge.cli", "demo", "--port", str(port),
@@ -55,7 +62,7 @@ async def test_demo_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         assert body["mode"] == "incremental"
         assert isinstance(body["threadsProcessed"], int)
         # New mail keeps arriving and each change is synced as it comes.
-        await _line_matching(proc.stdout, r"synced", seen)
+        await _line_matching(proc.stdout, r"notification \S+ synced", seen)
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)
@@ -66,3 +73,8 @@ async def test_demo_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     assert "demo stopped" in output
     assert "Traceback" not in output
     assert "initial full sync of demo-noji" in output
+    if pubsub == "no-java":
+        assert "the simulator pushes to the consumer directly" in output
+        assert "push from the simulator" in output
+    else:
+        assert "Pub/Sub        emulator at 127.0.0.1:" in output

@@ -1,63 +1,28 @@
-"""A local stand-in for Google's OIDC signer: an RSA key, its self-signed certificate,
-a certs endpoint in Google's v1 format (``{kid: PEM}``) and tokens shaped like the
-ones Pub/Sub push sends. Google's network is never used."""
+"""A local stand-in for Google's OIDC signer (the simulator's, :mod:`gmailsim.oidc`)
+with this suite's audience and push account, and a certs endpoint in Google's v1
+format (``{kid: PEM}``) that tests can make fail. Google's network is never used."""
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-from google.auth import crypt, jwt
+
+from gmailsim import oidc
 
 AUDIENCE = "https://consumer.delightbridge.example/pubsub/push"
 PUSH_ACCOUNT = "pubsub-push@delightbridge-test.iam.gserviceaccount.com"
 
 
-class SigningKey:
-    def __init__(self, kid: str | None = None) -> None:
-        self.kid = kid or uuid.uuid4().hex
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.kid)])
-        now = dt.datetime.now(dt.UTC)
-        self.certificate = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .sign(self.key, hashes.SHA256())
-        )
+class SigningKey(oidc.SigningKey):
+    """The simulator's signer, with this suite's audience and push account by default."""
 
-    @property
-    def certificate_pem(self) -> str:
-        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-    @property
-    def private_pem(self) -> str:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()).decode()
-
-    def token(self, *, kid: str | None = None, **overrides: Any) -> str:
-        """A push token: Google's claims for the push account, valid for an hour."""
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": "https://accounts.google.com", "aud": AUDIENCE, "azp": "1234567890",
-            "sub": "1234567890", "email": PUSH_ACCOUNT, "email_verified": True,
-            "iat": now, "exp": now + 3600,
-        }
-        claims.update(overrides)
-        claims = {k: v for k, v in claims.items() if v is not None}
-        signer = crypt.RSASigner.from_string(self.private_pem, key_id=kid or self.kid)
-        return bytes(jwt.encode(signer, claims)).decode()
+    def token(self, *, audience: str = AUDIENCE, account: str = PUSH_ACCOUNT,
+              kid: str | None = None, lifetime: int = 3600, **overrides: Any) -> str:
+        return super().token(audience=audience, account=account, kid=kid,
+                             lifetime=lifetime, **overrides)
 
 
 class CertsServer:

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gmailsim import oidc
 from tests.consumer.conftest import Env, RunningWorker
 from tests.consumer.oidc import AUDIENCE, PUSH_ACCOUNT, CertsServer, SigningKey
 
@@ -188,3 +189,35 @@ async def get_text(port: int, path: str) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session, session.get(
             f"http://127.0.0.1:{port}{path}") as response:
         return response.status, await response.text()
+
+
+async def test_the_simulator_pushes_signed_envelopes_the_consumer_verifies(
+        env: Env) -> None:
+    """The demo's push mode without the Pub/Sub emulator: the simulator POSTs push
+    envelopes with OIDC tokens it signs, and serves their certificates in Google's
+    format; the consumer verifies them exactly as it verifies Google's."""
+    await env.connect(SERVICE, ADDRESS)  # watched: changes are pushed
+    notifier = env.server.notifier
+    async with env.run(mode="push", push_audience=AUDIENCE,
+                       push_service_account=oidc.PUSH_SERVICE_ACCOUNT,
+                       push_certs_url=env.server.certs_url) as running:
+        notifier.config.push_audience = AUDIENCE
+        await notifier.set_push_endpoint(f"http://127.0.0.1:{running.port}/pubsub/push")
+        new_id = env.sim.deliver(ADDRESS, subject="Pushed by the simulator")
+        await running.recorder.wait_for(
+            lambda r: any(o.status == "synced" for _, o in r.outcomes))
+        assert new_id in await env.mirrored(SERVICE)
+        assert running.sample("delightbridge_consumer_push_auth_failures_total",
+                              status="401") == 0
+        pushed = [d for d in notifier.deliveries if d.sink == "push"]
+        assert pushed
+        assert all(d.ok for d in pushed)
+
+        # Signed for another audience, the same pushes are refused.
+        notifier.config.push_audience = "https://elsewhere.example/push"
+        notifier.config.push_attempts = 1
+        env.sim.deliver(ADDRESS, subject="Not for this endpoint")
+        await notifier.wait_for(lambda ds: any(d.sink == "push" and not d.ok for d in ds))
+        assert running.sample("delightbridge_consumer_push_auth_failures_total",
+                              status="401") >= 1
+        await notifier.set_push_endpoint(None)
