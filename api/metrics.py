@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -26,3 +26,12 @@ class ApiMetrics:
                                    ["method"], registry=r)
         self.gmail_errors = Counter("delightbridge_gmail_errors_total",
                                     "Gmail API error answers", ["reason"], registry=r)
+        self.watches = Gauge(
+            "delightbridge_watches",
+            "Connected services by Gmail watch state, read from the database at scrape "
+            "time (active, expiring within two days, lapsed or missing, failing: last "
+            "renewal failed), whichever process renews them", ["state"], registry=r)
+        self.watch_stops_pending = Gauge(
+            "delightbridge_watch_stops_pending",
+            "Watches of disconnected or deleted services still to stop (users.stop)",
+            registry=r)

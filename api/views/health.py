@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.keys import METRICS, POOL
 from db import migrate
+from db.queries import query
 
 routes = web.RouteTableDef()
 
@@ -36,5 +37,18 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    """The process's metrics, and the watches' health as the database holds it (so
+    renewal failures of the cron job show up too); the latter is left out, not
+    failed, when the database does not answer."""
+    registry = request.app[METRICS]
+    try:
+        async with request.app[POOL].acquire(timeout=5) as conn:
+            health = await conn.fetchrow(query("watch_health"), timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        health = None
+    if health is not None:
+        for state in ("active", "expiring", "lapsed", "failing"):
+            registry.watches.labels(state).set(health[state])
+        registry.watch_stops_pending.set(health["stops_pending"])
+    body = generate_latest(registry.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -59,3 +59,16 @@ DELETE FROM sync_watch_stops WHERE id = $1
 
 -- name: watch_stop_failed
 UPDATE sync_watch_stops SET attempts = attempts + 1, last_error = $2 WHERE id = $1
+
+-- Watch health of the connected services, for the API's /metrics: how many have a
+-- live watch, one expiring within two days, a lapsed or missing one, or a failed
+-- renewal; and how many stops are queued.
+-- name: watch_health
+SELECT
+    count(*) FILTER (WHERE watch_expires_at > now() + interval '2 days') AS active,
+    count(*) FILTER (WHERE watch_expires_at > now()
+                       AND watch_expires_at <= now() + interval '2 days') AS expiring,
+    count(*) FILTER (WHERE watch_expires_at IS NULL OR watch_expires_at <= now()) AS lapsed,
+    count(*) FILTER (WHERE watch_error IS NOT NULL) AS failing,
+    (SELECT count(*) FROM sync_watch_stops) AS stops_pending
+FROM gmail_accounts WHERE refresh_token IS NOT NULL

@@ -59,6 +59,26 @@ async def test_metrics_are_prometheus_text(api: Api) -> None:
         assert f"# TYPE {family}" in text
 
 
+async def test_metrics_show_watch_health_from_the_database(api: Api) -> None:
+    """Renewal failures of the cron job (another process) show in the API's metrics."""
+    for n, (expires, error) in enumerate([
+            ("now() + interval '6 days'", None), ("now() + interval '6 days'", "boom"),
+            ("now() + interval '1 day'", None), ("now() - interval '1 hour'", None),
+            ("NULL", None)]):
+        service_id = f"svc-{n}"
+        await api.add_service(service_id, f"{service_id}@example.com", refresh_token="r")
+        await api.pool.execute(f"UPDATE gmail_accounts SET watch_expires_at = {expires}, "
+                               "watch_error = $2 WHERE id = $1", service_id, error)
+    await api.add_service("svc-off", "off@example.com", refresh_token=None)
+    await api.pool.execute("DELETE FROM gmail_accounts WHERE id = 'svc-0'")  # queues a stop
+    text = (await api.call("GET", "/metrics", cookie=None)).body.decode()
+    assert 'delightbridge_watches{state="active"} 1.0' in text
+    assert 'delightbridge_watches{state="expiring"} 1.0' in text
+    assert 'delightbridge_watches{state="lapsed"} 2.0' in text
+    assert 'delightbridge_watches{state="failing"} 1.0' in text
+    assert "delightbridge_watch_stops_pending 1.0" in text
+
+
 async def test_openapi_document_is_served_and_covers_every_route(api: Api) -> None:
     reply = await api.call("GET", "/api/openapi.json", cookie=None)
     assert reply.status == 200
