@@ -52,38 +52,35 @@ async def store_messages(
     """Insert or update ``messages`` (all mirrored) and refresh their threads."""
     if not messages:
         return WriteResult(0, 0, frozenset())
+    messages = list({m.gmail_message_id: m for m in messages}.values())  # the last of each id
     gmail_threads = sorted({m.gmail_thread_id for m in messages})
     await conn.execute(query("sync_threads_ensure"), account_id, gmail_threads)
     thread_ids = {
         r["gmail_thread_id"]: r["id"]
         for r in await conn.fetch(query("sync_thread_ids"), account_id, gmail_threads)
     }
-    rows = [_email_row(account_id, thread_ids[m.gmail_thread_id], m, run_id) for m in messages]
-    await conn.executemany(query("sync_email_upsert"), rows)
+    columns = _email_columns(account_id, thread_ids, messages)
+    written = await conn.fetch(query("sync_emails_upsert"), *columns, account_id, run_id)
     touched = frozenset(thread_ids.values())
     await refresh_threads(conn, mailbox, touched)
-    # A row of another service with the same Gmail id is left alone (the upsert's WHERE);
-    # such a message is not this account's afterwards: count it as a conflict.
-    conflicts = len(rows) - await _count_written(conn, account_id, messages)
-    return WriteResult(written=len(rows) - conflicts, conflicts=conflicts, threads=touched)
+    # A row of another service with the same Gmail id is left alone (the upsert's WHERE)
+    # and not returned: such a message is not this account's afterwards, a conflict.
+    return WriteResult(written=len(written), conflicts=len(messages) - len(written),
+                       threads=touched)
 
 
-async def _count_written(conn: Connection, account_id: str, messages: Sequence[ParsedMessage]
-                         ) -> int:
-    ids = [m.gmail_message_id for m in messages]
-    return len(await conn.fetch(query("sync_known_message_ids"), account_id, ids))
-
-
-def _email_row(account_id: str, thread_id: str, m: ParsedMessage, run_id: uuid.UUID
-               ) -> tuple[object, ...]:
-    return (
-        email_row_id(account_id, m.gmail_message_id), thread_id, m.gmail_message_id,
-        m.rfc_message_id, m.in_reply_to, m.references, m.from_email, m.from_name,
-        m.to_email, m.body_html, m.direction, m.sent_at, m.subject, m.cc_email, m.bcc_email,
-        m.reply_to_email, m.body_text, m.snippet, list(m.label_ids),
+def _email_columns(account_id: str, thread_ids: dict[str, str],
+                   messages: Sequence[ParsedMessage]) -> list[list[object]]:
+    """The upsert's first 24 parameters: one list per column, in its order."""
+    rows = [(
+        email_row_id(account_id, m.gmail_message_id), thread_ids[m.gmail_thread_id],
+        m.gmail_message_id, m.rfc_message_id, m.in_reply_to, m.references, m.from_email,
+        m.from_name, m.to_email, m.body_html, m.direction, m.sent_at, m.subject, m.cc_email,
+        m.bcc_email, m.reply_to_email, m.body_text, m.snippet, json.dumps(list(m.label_ids)),
         json.dumps(m.attachments_json), m.history_id, m.size_estimate, m.content_hash,
-        list(m.problems), run_id, account_id,
-    )
+        json.dumps(list(m.problems)),
+    ) for m in messages]
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def delete_messages(conn: Connection, account_id: str, mailbox: str,

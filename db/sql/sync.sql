@@ -131,16 +131,32 @@ RETURNING t.id
 
 -- ---------------------------------------------------------------- messages
 
--- Keyed by Gmail's message id. A row of another service with the same Gmail id is
--- never overwritten (the WHERE clause); the caller counts that as a conflict.
--- name: sync_email_upsert
+-- A page of messages in one statement (one array a column), keyed by Gmail's message
+-- id. A row of another service with the same Gmail id is never overwritten (the WHERE
+-- clause): it is not returned, and the caller counts it as a conflict. The ids must be
+-- distinct. label_ids and parse_problems arrive as JSON arrays (arrays of arrays
+-- cannot be ragged).
+-- name: sync_emails_upsert
 INSERT INTO emails (id, thread_id, gmail_message_id, rfc_message_id, in_reply_to, "references",
                     from_email, from_name, to_email, body, direction, sent_at, subject,
                     cc_email, bcc_email, reply_to, body_text, snippet, label_ids, attachments,
                     history_id, size_estimate, content_hash, parse_problems, synced_run_id,
                     updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::email_direction, $12, $13, $14, $15, $16,
-        $17, $18, $19::text[], $20::jsonb, $21::numeric, $22, $23, $24::text[], $25, now())
+SELECT u.id, u.thread_id, u.gmail_message_id, u.rfc_message_id, u.in_reply_to, u.refs,
+       u.from_email, u.from_name, u.to_email, u.body, u.direction::email_direction, u.sent_at,
+       u.subject, u.cc_email, u.bcc_email, u.reply_to, u.body_text, u.snippet,
+       ARRAY(SELECT jsonb_array_elements_text(u.label_ids)), u.attachments, u.history_id,
+       u.size_estimate, u.content_hash,
+       ARRAY(SELECT jsonb_array_elements_text(u.parse_problems)), $26::uuid, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamp[],
+            $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+            $19::jsonb[], $20::jsonb[], $21::numeric[], $22::integer[], $23::text[],
+            $24::jsonb[])
+     AS u(id, thread_id, gmail_message_id, rfc_message_id, in_reply_to, refs, from_email,
+          from_name, to_email, body, direction, sent_at, subject, cc_email, bcc_email,
+          reply_to, body_text, snippet, label_ids, attachments, history_id, size_estimate,
+          content_hash, parse_problems)
 ON CONFLICT (gmail_message_id) DO UPDATE
 SET thread_id = EXCLUDED.thread_id, rfc_message_id = EXCLUDED.rfc_message_id,
     in_reply_to = EXCLUDED.in_reply_to, "references" = EXCLUDED."references",
@@ -154,7 +170,8 @@ SET thread_id = EXCLUDED.thread_id, rfc_message_id = EXCLUDED.rfc_message_id,
     content_hash = EXCLUDED.content_hash, parse_problems = EXCLUDED.parse_problems,
     synced_run_id = EXCLUDED.synced_run_id, updated_at = now()
 WHERE emails.thread_id = EXCLUDED.thread_id
-   OR emails.thread_id IN (SELECT id FROM email_threads WHERE account_id = $26)
+   OR emails.thread_id IN (SELECT id FROM email_threads WHERE account_id = $25)
+RETURNING emails.gmail_message_id
 
 -- name: sync_emails_delete
 DELETE FROM emails AS e USING email_threads AS t
@@ -170,10 +187,6 @@ RETURNING e.thread_id
 -- name: sync_threads_delete_all_empty
 DELETE FROM email_threads AS t
 WHERE t.account_id = $1 AND NOT EXISTS (SELECT 1 FROM emails e WHERE e.thread_id = t.id)
-
--- name: sync_known_message_ids
-SELECT e.gmail_message_id FROM emails e JOIN email_threads t ON t.id = e.thread_id
-WHERE t.account_id = $1 AND e.gmail_message_id = ANY($2::text[])
 
 -- ---------------------------------------------------------------- verify
 
