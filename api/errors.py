@@ -17,6 +17,7 @@ from api.authjs import Unauthenticated
 from api.config import ApiConfig
 from api.keys import API_CONFIG
 from api.sessions import Forbidden
+from db.pool import UNAVAILABLE_ERRORS
 from delightbridge import logs
 from delightbridge.errors import (
     DatabaseError,
@@ -133,6 +134,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         # aiohttp's own refusals (413, 400…) answered in the same shape as ours.
         return error_response(exc.status, "http_error", f"{exc.reason}.")
+    except UNAVAILABLE_ERRORS as exc:
+        # PostgreSQL restarting under a request (a sync's query, a pool reset): the
+        # answer the OpenAPI document promises for it, not a 500.
+        log.warning("database unavailable: %s", type(exc).__name__, extra={
+            "action": "api.database_unavailable", "path": request.path})
+        return to_response(request, DatabaseError(type(exc).__name__))
     except Exception:
         log.exception("unhandled error", extra={"action": "api.internal_error",
                                                 "path": request.path})

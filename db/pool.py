@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "delightbridge"
 
+#: What asyncpg raises when the server goes away under a query (restart, failover) or
+#: cannot be reached: the database is unavailable, not the caller's bug.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # connection lost or refused (SQLSTATE class 08)
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
+    asyncpg.InterfaceError,  # the connection was closed in the middle of an operation
+    asyncpg.InternalClientError,  # the protocol state after the socket dropped mid-reset
+    OSError,  # the socket: refused, reset, or a Unix socket that is gone
+)
+
 
 async def database_url(settings: Settings) -> str:
     """The configured URL, or that of the embedded server (started if needed)."""

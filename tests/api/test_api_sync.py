@@ -7,6 +7,7 @@ write) instead of sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -251,6 +252,32 @@ async def test_retry_after_from_gmail_is_passed_on(api: Api, status: int,
     reply = await api.call("POST", f"/api/services/{SERVICE}/sync?mode=full")
     assert reply.status == status
     assert reply.headers["Retry-After"] == "17"
+
+
+async def test_database_lost_under_a_sync_is_503_not_500(api: Api) -> None:
+    """PostgreSQL cutting the sync's connection (a restart, a failover) is the documented
+    503 ``database_unavailable``, not a 500; the next request works again. Found by the
+    chaos soak (tests/chaos), where a restart landed inside an API full sync."""
+    await api.connected_service(SERVICE, ADDRESS, messages=3, threads=2)
+    async with emails_locked(api):
+        sync = asyncio.create_task(
+            api.call("POST", f"/api/services/{SERVICE}/sync?mode=full"))
+        conn = await asyncpg.connect(api.settings.database_url)
+        try:
+            async with asyncio.timeout(15):
+                while not (waiting := await conn.fetch(  # noqa: ASYNC110 - a lock wait
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'")):
+                    await asyncio.sleep(0.05)  # inside PostgreSQL: no event to wait on
+            # What a restart does to each connection it finds: FATAL 57P01.
+            for row in waiting:
+                await conn.execute("SELECT pg_terminate_backend($1)", row["pid"])
+        finally:
+            await conn.close()
+        reply = await sync
+    assert (reply.status, reply.json["error"]) == (503, "database_unavailable"), reply.body
+    assert reply.headers["Retry-After"] == "5"
+    assert (await api.call("POST", f"/api/services/{SERVICE}/sync?mode=full")).status == 200
 
 
 async def test_metrics_count_syncs_and_gmail_calls(api: Api) -> None:
