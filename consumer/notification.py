@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_HISTORY_ID = 2**64 - 1  # Gmail history ids are unsigned 64-bit integers
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# No whitespace, control character (C0, DEL, C1) or lone surrogate: none can be in an
+# address, and PostgreSQL cannot even take NUL or a surrogate as a lookup parameter
+# (the query would fail on every redelivery instead of the message being acked as bad).
+_ADDRESS_CHAR = r"[^@\s\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+_EMAIL_RE = re.compile(rf"^{_ADDRESS_CHAR}+@{_ADDRESS_CHAR}+\.{_ADDRESS_CHAR}+$")
 _B64_RE = re.compile(rb"^[A-Za-z0-9+/_-]*={0,2}$")
 
 
