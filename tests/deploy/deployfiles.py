@@ -148,6 +148,16 @@ def dockerfile() -> Dockerfile:
     return parse_dockerfile(DOCKERFILE.read_text())
 
 
+def arg_defaults(df: Dockerfile, stage: int | None = None) -> dict[str, str]:
+    """``ARG NAME=default`` values: of one stage (-1: before the first FROM), or all."""
+    defaults = {}
+    for ins in df.all("ARG", stage):
+        name, sep, value = ins.args.partition("=")
+        if sep:
+            defaults[name.strip()] = value.strip().strip('"')
+    return defaults
+
+
 def dockerignore_patterns(text: str) -> list[str]:
     patterns = []
     for line in text.splitlines():

