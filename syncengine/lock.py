@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from db.queries import query
 from delightbridge.errors import SyncInProgress
@@ -39,10 +40,30 @@ async def service_lock(
         try:
             yield
         finally:
-            try:
-                await conn.execute(query("sync_unlock"), LOCK_CLASS, service_id)
-            except BaseException:
-                # Cannot say unlock (cancelled, connection broken): closing the
-                # connection releases every lock it holds.
-                conn.terminate()
-                raise
+            await _unlock(conn, service_id)
+
+
+async def _unlock(conn: PoolConnectionProxy, service_id: str) -> None:
+    try:
+        await conn.execute(query("sync_unlock"), LOCK_CLASS, service_id)
+    except BaseException as exc:
+        if _gone(conn):
+            # PostgreSQL dropped the connection (a restart, a failover) and every lock
+            # it held with it: nothing is left to release. What the block did stands,
+            # and its own error, if any, is the one that propagates.
+            if isinstance(exc, Exception):
+                return
+            raise
+        # Cannot say unlock (cancelled mid-statement): closing the connection
+        # releases every lock it holds.
+        conn.terminate()
+        raise
+
+
+def _gone(conn: PoolConnectionProxy) -> bool:
+    """Whether the connection is closed (asyncpg hands a dead one back to its pool,
+    after which the proxy refuses every call)."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
