@@ -141,7 +141,7 @@ class Replay:
         words = shlex.split(ins.args)
         if words and "=" not in words[0]:  # legacy form: ENV KEY value
             return {words[0]: interpolate(" ".join(words[1:]), scope)}
-        pairs = {}
+        pairs: dict[str, str] = {}
         for word in words:
             key, sep, value = word.partition("=")
             assert sep, f"ENV on line {ins.line}: {word!r} is not KEY=value"
@@ -265,7 +265,12 @@ class Replay:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    built = Replay(dockerfile(), tmp_path_factory.mktemp("image")).build()
+    df = dockerfile()
+    base = arg_defaults(df, -1)["PYTHON_IMAGE"]
+    ours = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert re.match(rf"python:{re.escape(ours)}\.\d+-", base), \
+        f"the replay runs Python {ours}, the image {base}: same minor version needed"
+    built = Replay(df, tmp_path_factory.mktemp("image")).build()
     print(f"\nbuilder stage replayed in {built.seconds:.1f} s")
     return built
 
