@@ -63,6 +63,11 @@ class Worker:
         self._handler: NotificationHandler | None = None
         self._messages: dict[asyncio.Task[None], PulledMessage] = {}
 
+    @property
+    def in_flight(self) -> int:
+        """Pulled messages being handled: neither acked nor nacked yet."""
+        return len(self._messages)
+
     # ------------------------------------------------------------------ signals
 
     @contextlib.contextmanager

@@ -32,6 +32,7 @@ import base64
 import json
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -40,12 +41,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from google.api_core.exceptions import DeadlineExceeded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer.notification import Reason, Rejection, decode_pull, decode_push
 from tests.consumer.conftest import MAX_DELIVERY_ATTEMPTS, Env, RunningWorker
-from tests.plugins.pubsub import publisher
+from tests.plugins.pubsub import publisher, subscriber
 
 SERVICES = {"service-fuzz-a": "alpha@fuzz.example", "service-fuzz-b": "beta@fuzz.example"}
 ADDRESSES = tuple(SERVICES.values())
@@ -367,6 +369,37 @@ class Fuzzer:
         self.publisher.transport.close()
 
 
+async def ack_deadline(env: Env) -> int:
+    """The subscription's ack deadline, as the emulator has it."""
+    def read() -> int:
+        client = subscriber(env.pubsub.host)
+        try:
+            return int(client.get_subscription(
+                request={"subscription": env.pubsub.subscription}).ack_deadline_seconds)
+        finally:
+            client.close()
+
+    return await asyncio.to_thread(read)
+
+
+def final_pull(env: Env, seconds: float) -> list[Any]:
+    """What the subscription delivers within ``seconds`` (long-polls; blocking)."""
+    client = subscriber(env.pubsub.host)
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0.1:
+            try:
+                response = client.pull(request={"subscription": env.pubsub.subscription,
+                                                "max_messages": 100}, timeout=left)
+            except DeadlineExceeded:
+                return []
+            if response.received_messages:
+                return [m.message for m in response.received_messages]
+        return []
+    finally:
+        client.close()
+
+
 def _settings() -> Callable[[Any], Any]:
     common: dict[str, Any] = {
         "max_examples": EXAMPLES, "deadline": None, "database": None,
@@ -398,18 +431,27 @@ async def test_hostile_messages_never_crash_the_consumer_nor_come_back(env: Env)
             def fuzz(batch: list[Case]) -> None:
                 fuzzer.run_batch(batch)
 
+            fuzzing = time.monotonic()
             await asyncio.to_thread(fuzz)
+            fuzzed = time.monotonic() - fuzzing
         finally:
             await asyncio.to_thread(fuzzer.close)
         ledger, recorder = fuzzer.ledger, running.recorder
-        # Nothing outstanding: a pull finds no message to (re)deliver ...
-        leftover = await env.pubsub.backlog()
+        # Nothing outstanding: a pull finds no message to (re)deliver, even once the ack
+        # deadline of the last batch has passed (an ack that never reached Pub/Sub would
+        # come back by then; its absence has no event, so this one wait is bounded) ...
+        draining = time.monotonic()
+        leftover = await asyncio.to_thread(final_pull, env, await ack_deadline(env) + 2)
+        drained = time.monotonic() - draining
         assert leftover == [], [m.message_id for m in leftover]
         # ... and no message was ever delivered twice, nor one not published here.
         delivered = Counter(d.message_id for d, _ in recorder.outcomes)
         assert set(delivered) == set(ledger.cases)
         assert max(delivered.values()) == 1
         assert not running.task.done()
+        scheduler = running.worker.scheduler
+        assert scheduler is not None
+        assert (running.worker.in_flight, scheduler.running, scheduler.waiting) == (0, 0, 0)
         # The metrics count what the observer saw: every message acked, every bad one
         # counted under its reason, none nacked.
         total = len(ledger.cases)
@@ -424,6 +466,7 @@ async def test_hostile_messages_never_crash_the_consumer_nor_come_back(env: Env)
         kinds = Counter(c.kind.removesuffix("+b64") for c in ledger.cases.values())
         attributed = sum(1 for c in ledger.cases.values() if c.attributes)
         print(f"{total} messages ({attributed} with attributes) in {EXAMPLES} batches; "
+              f"in {fuzzed:.1f} s, then {drained:.1f} s of final pull; "
               f"kinds {dict(sorted(kinds.items()))}; outcomes {dict(sorted(statuses.items()))}")
     assert await env.pubsub.dead_lettered() == []
     for service, address in SERVICES.items():
