@@ -126,7 +126,8 @@ class OidcVerifier:
                 clock_skew_in_seconds=int(self.clock_skew))
         except (ValueError, TypeError, google_auth_exceptions.GoogleAuthError) as exc:
             raise PushAuthError(401, _first_sentence(exc)) from None
-        if claims.get("iss") not in GOOGLE_ISSUERS:
+        issuer = claims.get("iss")  # any JSON value: a list or object is not hashable
+        if not isinstance(issuer, str) or issuer not in GOOGLE_ISSUERS:
             raise PushAuthError(401, "the token was not issued by Google")
         email = claims.get("email")
         if not isinstance(email, str) or email.lower() != self.service_account:
@@ -197,7 +198,20 @@ class PushEndpoint:
             return web.json_response({"error": error, "message": exc.reason},
                                      status=exc.status)
         try:
-            envelope = parse_envelope(await request.read())
+            body = await request.read()
+        except web.RequestPayloadError as exc:
+            # The body does not decode as its Content-Encoding says: a client error (let
+            # through, aiohttp would answer 500), and the connection's framing is lost.
+            log.warning("unreadable push body: %s", _first_sentence(exc), extra={
+                "action": "consumer.push_malformed"})
+            response = web.json_response(
+                {"error": "malformed_envelope",
+                 "message": "the body cannot be read as its Content-Encoding says"},
+                status=400)
+            response.force_close()
+            return response
+        try:
+            envelope = parse_envelope(body)
         except MalformedEnvelope as exc:
             log.warning("malformed push envelope: %s", exc, extra={
                 "action": "consumer.push_malformed"})

@@ -34,7 +34,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +47,7 @@ from hypothesis import strategies as st
 
 from consumer.notification import Reason, Rejection, decode_pull, decode_push
 from tests.consumer.conftest import MAX_DELIVERY_ATTEMPTS, Env, RunningWorker
+from tests.consumer.oidc import AUDIENCE, PUSH_ACCOUNT, CertsServer, SigningKey
 from tests.plugins.pubsub import publisher, subscriber
 
 SERVICES = {"service-fuzz-a": "alpha@fuzz.example", "service-fuzz-b": "beta@fuzz.example"}
@@ -510,3 +511,353 @@ async def test_unstorable_addresses_are_acked_once_as_bad_email(env: Env) -> Non
     assert all(len(running.recorder.of(m)) == 1 for m in sent)
     assert await env.pubsub.dead_lettered() == []
     await env.assert_mirrors("service-noji", address)
+
+
+# --- the push endpoint -------------------------------------------------------------------------
+#
+# The same message cases, delivered as push requests to POST /pubsub/push of a worker in
+# push mode, with fuzzed tokens, envelopes and headers. The contract (consumer/push.py):
+# 401/403 for a refused token (checked first), 400 for a malformed envelope, 413 for a
+# body over 1 MiB, 204 once a well-formed envelope's data is handled (bad data is acked,
+# as in pull mode); 503 only for what a retry may fix, which no case here provokes; never
+# another 5xx. Whatever is refused never reaches the handler.
+
+ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+KID = "\x00kid"  # in a fuzzed token header: replaced by the real key id when sent
+
+
+@dataclass(frozen=True)
+class Auth:
+    kind: str
+    refused: int | None  # the status the token must get, None when it is accepted
+    header: str | None = None  # a fixed Authorization value ("garbage")
+    segments: tuple[Any, Any, bytes] | None = None  # "unsigned": header, claims, signature
+    claims: dict[str, Any] = field(default_factory=dict)  # "claims": signed, these replaced
+    scheme: str = "Bearer"
+
+
+@dataclass(frozen=True)
+class Push:
+    auth: Auth
+    kind: str  # "envelope", or what is wrong with the body
+    status: int  # expected when the token is accepted
+    case: Case | None = None  # "envelope": the message it carries
+    body: bytes | None = None  # anything else: the body as sent
+    envelope: dict[str, Any] = field(default_factory=dict)  # fuzzed envelope fields
+    message: dict[str, Any] = field(default_factory=dict)  # fuzzed message fields
+    suffix: str = ""  # appended to the message id
+    id_key: str = "messageId"
+    b64: str = "standard"  # how the data is base64-encoded
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        shown = self.body if self.body is None or len(self.body) <= 200 else self.body[:200]
+        printer.text(f"Push({self.auth!r}, {self.kind}, {self.status}, {self.case!r}, "
+                     f"body={shown!r}, envelope={self.envelope!r}, message={self.message!r}, "
+                     f"suffix={self.suffix!r}, id_key={self.id_key}, b64={self.b64}, "
+                     f"headers={self.headers!r})")
+
+
+_ABSENT = object()
+_VALID = Auth("valid", None)
+_printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
+_b64url = st.binary(max_size=64).map(lambda b: base64.urlsafe_b64encode(b).rstrip(b"="))
+
+
+def _not(*values: object) -> Callable[[object], bool]:
+    """Values of any JSON type that equal none of ``values`` (and are not bool-equal)."""
+    return lambda v: not any(type(v) is type(x) and v == x for x in values)
+
+
+_past = st.integers(min_value=-(2**40), max_value=0).map(lambda d: int(time.time()) - 3600 + d)
+_future = st.integers(min_value=3600, max_value=2**40).map(lambda d: int(time.time()) + d)
+_non_numbers = st.one_of(_text, st.lists(_scalar, max_size=3),
+                         st.dictionaries(_text, _scalar, max_size=3))
+
+#: One claim of a token signed by the real key made wrong, and the status it must get.
+_bad_claims = st.one_of(
+    st.tuples(st.just("iss"), _json_values.filter(_not(*ISSUERS)), st.just(401)),
+    st.tuples(st.just("aud"), _json_values.filter(_not(AUDIENCE)), st.just(401)),
+    st.tuples(st.just("exp"), _past | _non_numbers | st.none() | st.booleans(), st.just(401)),
+    st.tuples(st.just("iat"), _future | _non_numbers | st.none(), st.just(401)),
+    st.tuples(st.just("email"), _json_values.filter(
+        lambda v: not (isinstance(v, str) and v.lower() == PUSH_ACCOUNT)), st.just(403)),
+    st.tuples(st.just("email_verified"), _json_values.filter(lambda v: v is not True),
+              st.just(403)),
+).map(lambda c: Auth("claims", c[2], claims={c[0]: c[1]}))
+
+_unsigned = st.builds(
+    lambda header, claims, signature: Auth("unsigned", 401,
+                                           segments=(header, claims, signature)),
+    st.fixed_dictionaries({"alg": st.sampled_from(["RS256", "none", "HS256", "ES256", ""])
+                           | _json_values},
+                          optional={"kid": st.just(KID) | _json_values, "typ": _json_values}),
+    st.fixed_dictionaries({}, optional={"iss": st.sampled_from(ISSUERS), "aud": st.just(AUDIENCE),
+                                        "email": st.just(PUSH_ACCOUNT),
+                                        "email_verified": st.just(True),
+                                        "iat": st.just(int(time.time())),
+                                        "exp": _future}) | _json_values,
+    _b64url)
+
+_refused = st.one_of(
+    st.just(Auth("none", 401)),
+    _printable.map(lambda h: Auth("garbage", 401, header=h)),
+    st.builds(lambda s, h: Auth("garbage", 401, header=f"{s} {h}"),
+              st.sampled_from(["Bearer", "Basic", "bearer"]), _printable),
+    _unsigned,
+    st.just(Auth("forged", 401)),
+    _bad_claims,
+)
+_accepted = st.sampled_from(["Bearer", "bearer", "BEARER"]).map(
+    lambda s: Auth("valid", None, scheme=s))
+#: Three requests in four carry a valid token, so that most bodies reach the handler.
+_auths = st.integers(0, 3).flatmap(lambda n: _refused if n == 0 else _accepted)
+
+#: Bodies that are not a push envelope (400), or too big to read (413).
+_malformed = st.one_of(
+    st.binary(max_size=200).map(lambda b: Push(_VALID, "bytes", 400, body=b)),
+    _json_values.filter(lambda v: not isinstance(v, dict)).map(
+        lambda v: Push(_VALID, "not_object", 400, body=encoded(v))),
+    st.dictionaries(_text.filter(lambda k: k != "message"), _json_values, max_size=4).map(
+        lambda d: Push(_VALID, "no_message", 400, body=encoded(d))),
+    _json_values.filter(lambda v: not isinstance(v, dict)).map(
+        lambda v: Push(_VALID, "message_not_object", 400, body=encoded({"message": v}))),
+    st.builds(lambda data: Push(_VALID, "data_not_text", 400, body=encoded(
+        {"message": {"messageId": "x", "data": data}})),
+        _json_values.filter(lambda v: v is not None and not isinstance(v, str))),
+    st.builds(lambda mid: Push(_VALID, "bad_message_id", 400, body=encoded(
+        {"message": {"data": "e30=", **({} if mid is _ABSENT else {"messageId": mid})}})),
+        st.just(_ABSENT) | _json_values.filter(lambda v: not isinstance(v, str) or v == "")),
+    st.just(Push(_VALID, "too_big", 413, body=encoded(
+        {"message": {"messageId": "big", "data": "A" * (1024 * 1024 + 10)}}))),
+    # A body that does not decode as its Content-Encoding says.
+    st.sampled_from(["gzip", "deflate", "br", "zstd"]).map(lambda e: Push(
+        _VALID, "bad_encoding", 400, body=encoded({"message": {"messageId": "enc",
+                                                              "data": "e30="}}),
+        headers={"Content-Encoding": e})),
+)
+
+_PUSHED = _case.filter(lambda c: not c.wrap and not c.kind.endswith("+b64"))  # pull only
+_FRAMING = {"content-length", "transfer-encoding", "content-encoding", "host", "authorization",
+            "connection", "expect", "upgrade", "te", "trailer", "keep-alive"}
+_header_names = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789-_.!#$%&'*+^`|~"), min_size=1, max_size=20)
+_headers = st.dictionaries(_header_names.filter(lambda n: n.lower() not in _FRAMING),
+                           _printable, max_size=4)
+_timestamps = st.one_of(
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.sampled_from(["2026-11-23T22:30:00.123456789Z", "2026-11-23T22:30:00z",
+                     "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "yesterday", ""]),
+    _json_values)
+
+_envelope = st.builds(
+    lambda case, extra, message, suffix, id_key, b64: Push(
+        _VALID, "envelope", 204, case=case, envelope=extra, message=message, suffix=suffix,
+        id_key=id_key, b64=b64),
+    _PUSHED,
+    st.fixed_dictionaries({}, optional={"subscription": _json_values,
+                                        "deliveryAttempt": _json_values | st.integers()}),
+    st.fixed_dictionaries({}, optional={"publishTime": _timestamps,
+                                        "publish_time": _timestamps,
+                                        "attributes": _json_values,
+                                        "orderingKey": _json_values}),
+    _unicode, st.sampled_from(["messageId", "message_id"]),
+    st.sampled_from(["standard", "urlsafe", "unpadded"]))
+
+_pushes = st.builds(
+    lambda push, auth, headers: Push(**{**push.__dict__, "auth": auth,
+                                        "headers": {**headers, **push.headers}}),
+    st.integers(0, 3).flatmap(lambda n: _malformed if n == 0 else _envelope), _auths, _headers)
+push_batches = st.lists(_pushes, min_size=1, max_size=8)
+
+
+class PushFuzzer:
+    def __init__(self, fuzzer: Fuzzer, key: SigningKey, impostor: SigningKey,
+                 session: aiohttp.ClientSession) -> None:
+        self.fuzzer = fuzzer
+        self.key = key
+        self.impostor = impostor
+        self.session = session
+        self.url = f"http://127.0.0.1:{fuzzer.running.port}/pubsub/push"
+        self.sent = 0
+        self.accepted: dict[str, Push] = {}  # message id -> envelope handled
+        self.statuses: Counter[int] = Counter()
+        self.refused: Counter[int] = Counter()  # by status, for the auth failure metric
+
+    def run_batch(self, batch: list[Push]) -> None:  # on the hypothesis thread
+        asyncio.run_coroutine_threadsafe(self.batch(batch), self.fuzzer.loop).result(
+            timeout=SETTLE_WITHIN + 30)
+
+    def authorization(self, auth: Auth) -> str | None:
+        if auth.kind == "valid":
+            return f"{auth.scheme} {self.key.token()}"
+        if auth.kind == "forged":
+            return f"Bearer {self.impostor.token()}"
+        if auth.kind == "claims":
+            return f"Bearer {self.key.token(**auth.claims)}"
+        if auth.kind == "unsigned":
+            assert auth.segments is not None
+            header, claims, signature = auth.segments
+            if isinstance(header, dict) and header.get("kid") == KID:
+                header = {**header, "kid": self.key.kid}
+            parts = [base64.urlsafe_b64encode(encoded(x)).rstrip(b"=") for x in (header, claims)]
+            return "Bearer " + b".".join([*parts, signature]).decode()
+        return auth.header
+
+    async def body(self, push: Push, message_id: str) -> bytes:
+        if push.body is not None:
+            return push.body
+        case = push.case
+        assert case is not None
+        if case.data is not None:
+            data = case.data
+        elif push.auth.refused:  # the change would never be synced: announce none
+            data = encoded({"emailAddress": case.built, "historyId": 1})
+        else:
+            data = await self.fuzzer._build(case)
+        text = {"standard": base64.b64encode(data),
+                "urlsafe": base64.urlsafe_b64encode(data),
+                "unpadded": base64.urlsafe_b64encode(data).rstrip(b"=")}[push.b64].decode()
+        message: dict[str, Any] = {**push.message, push.id_key: message_id}
+        if text:  # Pub/Sub leaves data out when it is empty
+            message["data"] = text
+        return encoded({**push.envelope, "message": message})
+
+    async def batch(self, batch: list[Push]) -> None:
+        requests = []
+        for push in batch:
+            self.sent += 1
+            message_id = f"p{self.sent}-{push.suffix}"[:200]
+            headers = dict(push.headers)
+            authorization = self.authorization(push.auth)
+            if authorization is not None:
+                headers["Authorization"] = authorization
+            requests.append((push, message_id, await self.body(push, message_id), headers))
+        recorder = self.fuzzer.running.recorder
+        before = len(recorder.outcomes)
+        answers = await asyncio.gather(*(self.post(body, headers)
+                                         for _, _, body, headers in requests))
+        for (push, message_id, _, _), (status, text) in zip(requests, answers, strict=True):
+            self.statuses[status] += 1
+            assert status < 500, f"{push!r}: {status} {text}"
+            expected = {push.auth.refused or push.status}
+            if push.kind == "bad_encoding":
+                # aiohttp's parser may refuse the body (400) before the token is checked:
+                # always for an encoding it has no decoder for (br, zstd here), and for
+                # gzip/deflate when the body arrives before the handler runs.
+                expected.add(400)
+            assert status in expected, f"{push!r}: {status}, not {expected}: {text}"
+            if push.auth.refused and status == push.auth.refused:
+                self.refused[status] += 1
+            if status == 204:
+                assert push.case is not None
+                self.accepted[message_id] = push
+                deliveries = recorder.of(message_id)
+                assert len(deliveries) == 1, f"{push!r}: handled {len(deliveries)} times"
+                outcome = deliveries[0][1]
+                assert outcome.ack, f"{push!r} nacked as {outcome.status}"
+                assert outcome.status in push.case.expect, f"{push!r} acked as {outcome.status}"
+            else:
+                assert recorder.of(message_id) == [], f"{push!r} reached the handler"
+        handled = sum(1 for push, _, _, _ in requests if push.kind == "envelope"
+                      and not push.auth.refused)
+        assert len(recorder.outcomes) - before == handled
+        await self.fuzzer.check_alive()
+        touched = {p.case.address for p, _, _, _ in requests
+                   if p.case is not None and p.case.address and not p.auth.refused}
+        for address in touched:
+            await self.fuzzer.check_synced(address)
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        async with self.session.post(self.url, data=body, headers=headers) as response:
+            return response.status, await response.text()
+
+
+@pytest.fixture(scope="module")
+def google_key() -> SigningKey:
+    return SigningKey()
+
+
+@pytest.fixture
+async def certs(google_key: SigningKey) -> AsyncIterator[CertsServer]:
+    async with CertsServer(google_key).running() as server:
+        yield server
+
+
+@pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies:"
+    "hypothesis.errors.HypothesisDeprecationWarning")
+async def test_hostile_push_requests_are_4xx_never_5xx(env: Env, certs: CertsServer,
+                                                       google_key: SigningKey) -> None:
+    for service, address in SERVICES.items():
+        await env.connect(service, address, messages=3, threads=2, watch=False)
+    await env.pool.execute(
+        "INSERT INTO gmail_accounts (id, name, email, refresh_token, disconnected_reason) "
+        "VALUES ('service-fuzz-gone', 'Gone', $1, NULL, 'revoked')", GONE)
+    impostor = SigningKey(kid=google_key.kid)  # the same key id, another private key
+    loop = asyncio.get_running_loop()
+    async with env.run(mode="push", push_audience=AUDIENCE, push_service_account=PUSH_ACCOUNT,
+                       push_certs_url=certs.url) as running, aiohttp.ClientSession() as session:
+        pusher = PushFuzzer(Fuzzer(env, running, loop), google_key, impostor, session)
+
+        @_settings()
+        @given(push_batches)
+        def fuzz(batch: list[Push]) -> None:
+            pusher.run_batch(batch)
+
+        started = time.monotonic()
+        await asyncio.to_thread(fuzz)
+        elapsed = time.monotonic() - started
+        assert not running.task.done()
+        accepted = len(pusher.accepted)
+        assert running.sample("delightbridge_consumer_messages_received_total",
+                              source="push") == accepted
+        assert running.sample("delightbridge_consumer_messages_acked_total",
+                              source="push") == accepted
+        for status in (401, 403):
+            assert running.sample("delightbridge_consumer_push_auth_failures_total",
+                                  status=str(status)) == pusher.refused[status]
+        statuses = Counter(o.status for _, o in running.recorder.outcomes)
+        for reason in Reason:
+            assert running.sample("delightbridge_consumer_messages_ignored_total",
+                                  reason=reason.value) == statuses.get(reason.value, 0)
+        print(f"{pusher.sent} push requests in {EXAMPLES} batches in {elapsed:.1f} s; "
+              f"answers {dict(sorted(pusher.statuses.items()))}; "
+              f"outcomes {dict(sorted(statuses.items()))}")
+    for service, address in SERVICES.items():
+        await env.assert_mirrors(service, address)
+
+
+async def test_a_signed_token_whose_issuer_is_not_text_is_401_not_500(
+        env: Env, certs: CertsServer, google_key: SigningKey) -> None:
+    """Found by the push fuzz: ``iss`` as a JSON list or object made the issuer check
+    raise (unhashable), a 500 that Pub/Sub would retry forever."""
+    async with env.run(mode="push", push_audience=AUDIENCE, push_service_account=PUSH_ACCOUNT,
+                       push_certs_url=certs.url) as running, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{running.port}/pubsub/push"
+        for issuer in ([], ["accounts.google.com"], {"iss": "accounts.google.com"}):
+            async with session.post(url, data=encoded({"message": {"messageId": "1"}}),
+                                    headers={"Authorization": "Bearer " + google_key.token(
+                                        iss=issuer)}) as response:
+                assert response.status == 401, await response.text()
+        assert running.sample("delightbridge_consumer_push_auth_failures_total",
+                              status="401") == 3
+        assert running.recorder.outcomes == []
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_is_not_in_its_content_encoding_is_400_not_500(
+        env: Env, certs: CertsServer, google_key: SigningKey, encoding: str) -> None:
+    """Found by the push fuzz: aiohttp raises a payload error when the body is read, which
+    the endpoint let through as a 500."""
+    async with env.run(mode="push", push_audience=AUDIENCE, push_service_account=PUSH_ACCOUNT,
+                       push_certs_url=certs.url) as running, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{running.port}/pubsub/push"
+        for _ in range(5):  # each on a connection of its own: the server closes it
+            async with session.post(url, data=encoded({"message": {"messageId": "1"}}),
+                                    headers={"Authorization": "Bearer " + google_key.token(),
+                                             "Content-Encoding": encoding}) as response:
+                assert response.headers.get("Connection") == "close"
+                assert response.status == 400, await response.text()
+        assert running.recorder.outcomes == []
+        assert not running.task.done()
