@@ -72,6 +72,7 @@ class Tally:
     history_shrinks: int = 0
     api_syncs: Counter[str] = field(default_factory=Counter)
     consumer_exits: list[str] = field(default_factory=list)
+    consumer_errors: Counter[str] = field(default_factory=Counter)  # logged, by action
 
     def lines(self) -> list[str]:
         def fmt(counter: Counter[str]) -> str:
@@ -87,6 +88,7 @@ class Tally:
             f"history shrinks: {self.history_shrinks}",
             f"api full syncs: {sum(self.api_syncs.values())} ({fmt(self.api_syncs)})",
             f"consumer exits besides the kills: {len(self.consumer_exits)}",
+            f"consumer error log lines by action: {fmt(self.consumer_errors)}",
         ]
 
 
@@ -322,8 +324,9 @@ class ConsumerSlot:
                 record = json.loads(line)
                 if record.get("action") == "consumer.started":
                     self.started.set()
-                if record.get("level") in ("ERROR", "CRITICAL"):
+                if str(record.get("level")).lower() in ("error", "critical"):
                     self.errors.append(line)
+                    self.tally.consumer_errors[str(record.get("action"))] += 1
 
     async def _supervise(self) -> None:
         while not self._stopping:

@@ -103,6 +103,7 @@ class World:
         self.topic = f"projects/{PROJECT}/topics/gmail-{name}"
         self.subscription = f"projects/{PROJECT}/subscriptions/gmail-sync-{name}"
         self.dead_topic = f"projects/{PROJECT}/topics/gmail-dead-{name}"
+        self.dead_subscription = f"projects/{PROJECT}/subscriptions/gmail-dead-{name}"
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -124,14 +125,34 @@ class World:
                     "minimum_backoff": duration_pb2.Duration(nanos=200_000_000),
                     "maximum_backoff": duration_pb2.Duration(seconds=2)},
             })
+            sub.create_subscription(request={"name": self.dead_subscription,
+                                             "topic": self.dead_topic})
         finally:
             sub.close()
             pub.transport.close()
 
+    def count_dead_letters(self) -> None:
+        """Notifications Pub/Sub gave up on after 5 nacks (the sweep covers them)."""
+        self.tally.notifications["dead-lettered"] += 0  # printed even when none
+        client = subscriber(self.pubsub_host)
+        try:
+            while True:
+                response = client.pull(request={"subscription": self.dead_subscription,
+                                                "max_messages": 1000,
+                                                "return_immediately": True}, timeout=10)
+                received = list(response.received_messages)
+                if not received:
+                    return
+                self.tally.notifications["dead-lettered"] += len(received)
+                client.acknowledge(request={"subscription": self.dead_subscription,
+                                            "ack_ids": [m.ack_id for m in received]})
+        finally:
+            client.close()
+
     def delete_pubsub(self) -> None:
         pub, sub = publisher(self.pubsub_host), subscriber(self.pubsub_host)
         try:
-            for path in (self.raw_subscription, self.subscription):
+            for path in (self.raw_subscription, self.subscription, self.dead_subscription):
                 with contextlib.suppress(Exception):
                     sub.delete_subscription(request={"subscription": path})
             for topic in (self.raw_topic, self.topic, self.dead_topic):
@@ -434,6 +455,7 @@ async def soak(sizes: Sizes, pg: PgServer, pubsub_host: str, tmp_path: Path) -> 
                 stop_relay.set()
                 await relay_task
                 await relay.close()
+                await asyncio.to_thread(world.count_dead_letters)
                 await check_zero_drift(world, pool)
             finally:
                 await pool.close()
