@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncengine.full import Plan
+from syncengine.full import PageFetch, Plan
 from tests.syncengine.conftest import SyncSetup
 from tests.syncengine.mirror import assert_mirror
 
@@ -14,19 +14,20 @@ def _thread(thread_id: str, *ids: str) -> dict[str, object]:
 def test_plan_fetches_threads_once_and_never_stores_a_message_twice() -> None:
     plan = Plan()
     # Page 1: A twice (fetched whole), B once (alone), C twice but gone, D twice, one gone.
-    threads, singles = plan.split([("a1", "A"), ("b1", "B"), ("a2", "A"), ("c1", "C"),
-                                   ("c2", "C"), ("d1", "D"), ("d2", "D")])
-    assert threads == {"A": ["a1", "a2"], "C": ["c1", "c2"], "D": ["d1", "d2"]}
-    assert singles == ["b1"]
-    page = plan.resources(threads, [_thread("A", "a0", "a1", "a2", "a3"), None,
-                                    _thread("D", "d1")], singles, [{"id": "b1"}])
+    first = plan.split([("a1", "A"), ("b1", "B"), ("a2", "A"), ("c1", "C"), ("c2", "C"),
+                        ("d1", "D"), ("d2", "D")])
+    assert first == PageFetch({"A": ["a1", "a2"], "C": ["c1", "c2"], "D": ["d1", "d2"]},
+                              ["b1"])
+    # Page 2 is planned before page 1 is answered: A is fetched already; B has two
+    # messages now: fetched whole, but b1 (fetched alone on page 1) is not stored again.
+    second = plan.split([("a3", "A"), ("b2", "B"), ("b3", "B"), ("e1", "E")])
+    assert second == PageFetch({"B": ["b2", "b3"]}, ["e1"])
+    page = plan.resources(first, [_thread("A", "a0", "a1", "a2", "a3"), None,
+                                  _thread("D", "d1"), {"id": "b1"}])
     # A's messages on later pages (a0, a3) come with it; C and d2 are gone (None).
     assert set(page) == {"a0", "a1", "a2", "a3", "b1", "c1", "c2", "d1", "d2"}
     assert [m for m, r in page.items() if r is None] == ["c1", "c2", "d2"]
-    # Page 2: A is done; B has two messages now: fetched whole, but b1 is not stored again.
-    threads, singles = plan.split([("a3", "A"), ("b2", "B"), ("b3", "B"), ("e1", "E")])
-    assert (threads, singles) == ({"B": ["b2", "b3"]}, ["e1"])
-    page = plan.resources(threads, [_thread("B", "b1", "b2", "b3")], singles, [None])
+    page = plan.resources(second, [_thread("B", "b1", "b2", "b3"), None])
     assert page == {"e1": None, "b2": {"id": "b2", "threadId": "B"},
                     "b3": {"id": "b3", "threadId": "B"}}
 
