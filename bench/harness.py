@@ -107,6 +107,8 @@ class Harness:
     # Another engine (a directory holding syncengine/) measured in the same command,
     # alternating with the default one (``--compare-engine-path``): same-run ratios.
     compare_engine: str | None = None
+    # Memory scenario: also a tracemalloc-traced sync of each size (``--tracemalloc``).
+    trace_memory: bool = False
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, name: str) -> asyncio.Lock:

@@ -42,7 +42,8 @@ async def _prepare(h: Harness) -> tuple[Any, Any]:
 
 async def measure_sync(h: Harness, sim: Any, box: Any, label: str, *,
                        profile: str | None = None, profile_out: str | None = None,
-                       engine_path: str | None = None) -> dict[str, Any]:
+                       engine_path: str | None = None, tracemalloc: bool = False
+                       ) -> dict[str, Any]:
     db = await h.service_db(label, sim, box, SERVICE)
     await sim.reset_counters()
     sim_cpu0, pg_cpu0 = sim.cpu_seconds(), h.pg.cpu_seconds()
@@ -50,7 +51,7 @@ async def measure_sync(h: Harness, sim: Any, box: Any, label: str, *,
     result = await procs.run_job("full_sync", {
         "db_url": db, "service_id": SERVICE, "sim": h.sim_spec(sim),
         "engine": {**UNLIMITED, **h.engine_options},
-        "profile": profile, "profile_out": profile_out,
+        "profile": profile, "profile_out": profile_out, "tracemalloc": tracemalloc,
     }, limit=3600, engine_path=engine_path)
     busy1, total1 = procs.machine_busy()
     sim_cpu = sim.cpu_seconds() - sim_cpu0
@@ -79,6 +80,8 @@ async def measure_sync(h: Harness, sim: Any, box: Any, label: str, *,
         "peak_rss_mb": result["peak_rss_mb"], "rss_before_mb": result["rss_before_mb"],
         "rss_quartiles_mb": _quartiles(result.get("rss_timeline") or []),
         "gmail": counters,
+        **({"memory_trace": {k: result.get(k) for k in (
+            "traced_peak_mb", "held_at_peak", "retained_after_sync")}} if tracemalloc else {}),
     }
 
 

@@ -9,7 +9,8 @@ are seeded in a simulator process of their own and measured once.
 
 "Flat" means the peak grows by at most 10 % from the smallest to the largest size
 measured; a point measured by an earlier command is kept, with its date, until
-measured again.
+measured again. ``--tracemalloc`` adds a traced sync of each size, after the measured
+ones: what it held at its peak and what it left allocated (``memory_trace``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,15 @@ async def run(h: Harness, ingest_result: dict[str, Any] | None) -> dict[str, Any
                        "simulator_rss_mb": sim.rss_mb(), "runs": 1,
                        "rss_quartiles_mb": r.get("rss_quartiles_mb"),
                        "source": "measured once (--size large)"})
+    if h.trace_memory:  # a diagnosis: traced runs are slower and their RSS is not kept
+        for point in points:
+            size = point["messages"]
+            if size == bulk:
+                sim, box = await ingest._prepare(h)
+            else:
+                sim, box = await h.seeded(f"memory{size}", size)
+            traced = await ingest.measure_sync(h, sim, box, f"trace{size}", tracemalloc=True)
+            point["memory_trace"] = traced["memory_trace"]
     return summarize({"scenario": "memory", "title": "5. Memory",
                       "params": {"quota": "off", "latency_ms": 0,
                                  "measure": "ru_maxrss of the engine's own process"},
