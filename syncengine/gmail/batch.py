@@ -62,12 +62,13 @@ def encode(calls: Sequence[GmailCall]) -> tuple[str, bytes, list[str]]:
     return f'multipart/mixed; boundary="{boundary}"', bytes(out), ids
 
 
-def _split_head(blob: bytes) -> tuple[bytes, bytes]:
+def _head_end(body: bytes, start: int, stop: int) -> tuple[int, int]:
+    """(end of the header block starting at ``start``, start of what follows it)."""
     for sep in (b"\r\n\r\n", b"\n\n"):
-        head, found, rest = blob.partition(sep)
-        if found:
-            return head, rest
-    return blob, b""
+        at = body.find(sep, start, stop)
+        if at >= 0:
+            return at, at + len(sep)
+    return stop, stop
 
 
 def _headers(head: bytes) -> dict[str, str]:
@@ -80,26 +81,39 @@ def _headers(head: bytes) -> dict[str, str]:
 
 
 def decode(content_type: str, body: bytes, ids: Sequence[str]) -> list[PartResponse]:
-    """Answers in the order of ``ids``; a missing or unreadable answer is an error."""
+    """Answers in the order of ``ids``; a missing or unreadable answer is an error.
+
+    Each part's payload is copied out of ``body`` once, and nothing else is: a batch
+    answer can hold a thread of thousands of messages (tens of MB).
+    """
     match = _BOUNDARY_RE.search(content_type)
     if not match:
         raise BatchFormatError(f"batch answer is not multipart: {content_type!r}")
     delimiter = b"--" + match.group(1).encode()
     by_id: dict[str, PartResponse] = {}
-    for raw in body.split(delimiter)[1:]:
-        if raw.startswith(b"--"):
+    at = body.find(delimiter)
+    while at >= 0:
+        start = at + len(delimiter)
+        if body.startswith(b"--", start):
             break
-        head, rest = _split_head(raw.lstrip(b"\r\n"))
-        part_headers = _headers(head)
+        following = body.find(delimiter, start)
+        stop = len(body) if following < 0 else following
+        while start < stop and body[start] in b"\r\n":
+            start += 1
+        head_end, rest = _head_end(body, start, stop)
+        part_headers = _headers(body[start:head_end])
         id_match = _CONTENT_ID_RE.search(part_headers.get("content-id", ""))
-        http_head, payload = _split_head(rest)
+        http_end, payload_start = _head_end(body, rest, stop)
+        http_head = body[rest:http_end]
         status = _STATUS_RE.match(http_head)
         if not id_match or not status:
             raise BatchFormatError("batch answer has a part without Content-ID or status line")
         http_headers = _headers(http_head.partition(b"\n")[2])
-        if payload.endswith(b"\r\n"):
-            payload = payload[:-2]
-        by_id[id_match.group(1)] = PartResponse(int(status.group(1)), http_headers, payload)
+        payload_stop = stop - 2 if body.startswith(b"\r\n", stop - 2) and stop - 2 >= \
+            payload_start else stop
+        by_id[id_match.group(1)] = PartResponse(int(status.group(1)), http_headers,
+                                                body[payload_start:payload_stop])
+        at = following
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise BatchFormatError(f"batch answer lacks {len(missing)} of {len(ids)} parts")

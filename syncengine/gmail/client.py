@@ -308,12 +308,14 @@ class GmailClient:
             return positions, exc
         retry: list[int] = []
         last: _Transient | None = None
-        for position, call, answer in zip(positions, calls, answers, strict=True):
+        for position, call in zip(positions, calls, strict=True):
+            answer = answers.pop(0)  # each body freed once read: a part can be tens of MB
             try:
                 results[position] = self._interpret(call, answer, not_found_ok=True)
             except _Transient as exc:
                 retry.append(position)
                 last = exc
+            del answer
         return retry, last
 
     async def _send_batch(self, calls: list[GmailCall]) -> list[_Answer]:
