@@ -271,9 +271,10 @@ class _Headers:
     def __init__(self, raw: Any) -> None:
         self._values: dict[str, list[str]] = {}
         for item in _list(raw):
-            entry = _mapping(item)
-            name, value = _str(entry.get("name")), _str(entry.get("value"))
-            if name is not None and value is not None:
+            # JSON objects are dicts: the Mapping check (an ABC, slow) only for others.
+            entry = item if type(item) is dict else _mapping(item)
+            name, value = entry.get("name"), entry.get("value")
+            if isinstance(name, str) and isinstance(value, str):
                 self._values.setdefault(name.strip().lower(), []).append(value[:_MAX_HEADER_CHARS])
 
     def get(self, name: str) -> str | None:
