@@ -172,7 +172,10 @@ async def _produce(ctx: SyncContext, pages: asyncio.Queue[Any], fetched: asyncio
         listing.cancel()  # when leaving early; its outcome, if any, no longer matters
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listing
-    pages.put_nowait(_DONE)
+        # Also when failing: the consumer then stops waiting and awaits this task,
+        # which raises the error (a failed listing used to leave the sync waiting
+        # forever, before this pipeline too).
+        pages.put_nowait(_DONE)
 
 
 def _take(page: dict[str, Resource | None], count: int) -> dict[str, Resource | None]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from delightbridge.errors import GmailError
 from syncengine.full import PageFetch, Plan
 from tests.syncengine.conftest import SyncSetup
 from tests.syncengine.mirror import assert_mirror
@@ -47,3 +52,16 @@ async def test_full_sync_over_pages_fetches_by_thread_and_stores_each_message_on
     assert threads_get <= 500  # each thread at most once
     # Fewer units than one messages.get (5 units) a message, the former plan.
     assert 10 * threads_get + 5 * messages_get < 5 * 1600
+
+
+@pytest.mark.parametrize("method", ["users.messages.list", "users.threads.get"])
+async def test_a_call_that_fails_fails_the_full_sync_and_leaves_nothing_running(
+    setup: SyncSetup, method: str
+) -> None:
+    setup.sim.seed(setup.address, messages=700, threads=200, seed=12)  # 2 pages
+    setup.sim.faults.fail_next(method, code=400)  # no retry can fix it
+    with pytest.raises(GmailError, match="400"):
+        await asyncio.wait_for(
+            setup.engine.sync(setup.account_id, mode="full", trigger="cli"), timeout=60)
+    tasks = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    assert not [t for t in tasks if "full.py" in repr(t.get_coro())]
