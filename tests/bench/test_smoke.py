@@ -9,6 +9,7 @@ It checks the shape of the results, never the speed: CI machines vary.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -72,7 +73,10 @@ def test_every_scenario_runs_and_writes_its_results(
 
     quota = scenarios["quota"]["summary"]
     assert quota["engine_messages_per_s"] > 0
-    assert 0 < quota["quota_used_pct"] <= 100
+    # A moving one-second window admits at most ceil(T) windows' worth of units in T s:
+    # a run of a second or two (this one) may exceed 100 % of units / (T x ceiling).
+    elapsed = quota["engine_elapsed_s"]["median"]
+    assert 0 < quota["quota_used_pct"] <= 100 * math.ceil(elapsed) / elapsed
     assert quota["speedup_vs_reference"] > 0
     ingest = scenarios["ingest"]
     assert ingest["summary"]["messages_per_s"] > 0
