@@ -1,7 +1,8 @@
 """How a seeded mailbox looks: thread sizes, dates, and each message's labels.
 
 Sizes follow a long-tailed distribution (a few long conversations, many short
-ones); dates spread over the last ``days`` days, chronological within a thread;
+ones), none longer than Gmail's 100 messages (Gmail starts a new conversation after
+that: Gmail Help, "Group emails into conversations"); dates spread over the last ``days`` days, chronological within a thread;
 inbound labels mix inbox, read/unread, archive, categories, stars, spam, trash
 and user labels; outbound messages are SENT.
 """
@@ -12,6 +13,9 @@ import random
 from collections.abc import Sequence
 
 from gmailsim import labels as L
+
+#: Gmail starts a new conversation once one holds this many messages.
+MAX_THREAD_MESSAGES = 100
 
 
 def reply_subject(subject: str) -> str:
@@ -51,11 +55,17 @@ def seed_labels(rng: random.Random, outbound: bool, user_labels: Sequence[str]) 
 def plan_seed(rng: random.Random, messages: int, threads: int, *, now_ms: int,
                days: float) -> list[tuple[int, int, int]]:
     """(thread number, position in thread, internalDate) for each message, oldest first."""
+    if messages > threads * MAX_THREAD_MESSAGES:
+        raise ValueError(f"{messages} messages do not fit in {threads} threads of at most "
+                         f"{MAX_THREAD_MESSAGES} messages (Gmail's limit)")
     sizes = [1] * threads
     weights = [1.0 / (i + 1) for i in range(threads)]
     rng.shuffle(weights)
     for _ in range(messages - threads):
-        sizes[rng.choices(range(threads), weights=weights)[0]] += 1
+        chosen = rng.choices(range(threads), weights=weights)[0]
+        sizes[chosen] += 1
+        if sizes[chosen] == MAX_THREAD_MESSAGES:
+            weights[chosen] = 0.0  # full: later messages go to other conversations
     span_ms = int(days * 86_400_000)
     latest = now_ms - 60_000
     plan: list[tuple[int, int, int]] = []
