@@ -2,9 +2,9 @@
 
 Sizes follow a long-tailed distribution (a few long conversations, many short
 ones), none longer than Gmail's 100 messages (Gmail starts a new conversation after
-that: Gmail Help, "Group emails into conversations"); dates spread over the last ``days`` days, chronological within a thread;
-inbound labels mix inbox, read/unread, archive, categories, stars, spam, trash
-and user labels; outbound messages are SENT.
+that: Gmail Help, "Group emails into conversations"); dates spread over the last
+``days`` days, chronological within a thread; inbound labels mix inbox, read/unread,
+archive, categories, stars, spam, trash and user labels; outbound messages are SENT.
 """
 
 from __future__ import annotations
