@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -41,6 +42,23 @@ class AccessToken:
     expires_at: float  # time.time() seconds
 
 
+async def _post_form(session: aiohttp.ClientSession, url: str, form: dict[str, str],
+                     endpoint: str) -> tuple[int, dict[str, Any]]:
+    """POST a form to one of Google's OAuth endpoints: its status and JSON object
+    ({} when the body is not one); :class:`GmailUnavailable` when it cannot be reached."""
+    try:
+        async with session.post(url, data=form) as response:
+            status = response.status
+            try:
+                payload = await response.json(content_type=None)
+            except ValueError:
+                payload = {}
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise GmailUnavailable(
+            f"OAuth {endpoint} endpoint unreachable: {type(exc).__name__}") from None
+    return status, payload if isinstance(payload, dict) else {}
+
+
 async def refresh(
     session: aiohttp.ClientSession, client: OAuthClient, refresh_token: str
 ) -> AccessToken:
@@ -51,17 +69,7 @@ async def refresh(
         "client_id": client.client_id,
         "client_secret": client.client_secret,
     }
-    try:
-        async with session.post(client.token_uri, data=form) as response:
-            status = response.status
-            try:
-                payload = await response.json(content_type=None)
-            except ValueError:
-                payload = {}
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise GmailUnavailable(f"OAuth token endpoint unreachable: {type(exc).__name__}") from None
-    if not isinstance(payload, dict):
-        payload = {}
+    status, payload = await _post_form(session, client.token_uri, form, "token")
     if status == 200 and isinstance(payload.get("access_token"), str):
         token = payload["access_token"]
         logs.secrets.add(token)
@@ -84,19 +92,10 @@ async def revoke(session: aiohttp.ClientSession, client: OAuthClient, token: str
     revoked or expired: ``400 invalid_token``); :class:`GmailUnavailable` otherwise,
     so the caller may try again later.
     """
-    try:
-        async with session.post(client.revoke_uri, data={"token": token}) as response:
-            status = response.status
-            try:
-                payload = await response.json(content_type=None)
-            except ValueError:
-                payload = {}
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise GmailUnavailable(f"OAuth revoke endpoint unreachable: {type(exc).__name__}"
-                               ) from None
+    status, payload = await _post_form(session, client.revoke_uri, {"token": token}, "revoke")
     if status == 200:
         return True
-    error = str(payload.get("error", "")) if isinstance(payload, dict) else ""
+    error = str(payload.get("error", ""))
     if status == 400 and error in ("invalid_token", "invalid_grant"):
         return False
     raise GmailUnavailable(f"OAuth revoke endpoint answered {status} {error}".strip(),

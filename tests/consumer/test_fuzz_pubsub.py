@@ -44,7 +44,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -781,17 +781,6 @@ class PushFuzzer:
     async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         async with self.session.post(self.url, data=body, headers=headers) as response:
             return response.status, await response.text()
-
-
-@pytest.fixture(scope="module")
-def google_key() -> SigningKey:
-    return SigningKey()
-
-
-@pytest.fixture
-async def certs(google_key: SigningKey) -> AsyncIterator[CertsServer]:
-    async with CertsServer(google_key).running() as server:
-        yield server
 
 
 @pytest.mark.filterwarnings(

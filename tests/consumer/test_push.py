@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,17 +18,6 @@ from tests.consumer.conftest import Env, RunningWorker
 from tests.consumer.oidc import AUDIENCE, PUSH_ACCOUNT, CertsServer, SigningKey
 
 SERVICE, ADDRESS = "service-noji", "support@noji.example"
-
-
-@pytest.fixture(scope="module")
-def google_key() -> SigningKey:
-    return SigningKey()
-
-
-@pytest.fixture
-async def certs(google_key: SigningKey) -> AsyncIterator[CertsServer]:
-    async with CertsServer(google_key).running() as server:
-        yield server
 
 
 def envelope(data: bytes | str | None, message_id: str = "1", **extra: Any) -> dict[str, Any]:

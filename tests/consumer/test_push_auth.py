@@ -22,19 +22,8 @@ from tests.consumer.oidc import AUDIENCE, PUSH_ACCOUNT, CertsServer, SigningKey
 
 
 @pytest.fixture(scope="module")
-def google_key() -> SigningKey:
-    return SigningKey()
-
-
-@pytest.fixture(scope="module")
 def other_key() -> SigningKey:
     return SigningKey()
-
-
-@pytest.fixture
-async def certs(google_key: SigningKey) -> AsyncIterator[CertsServer]:
-    async with CertsServer(google_key).running() as server:
-        yield server
 
 
 @pytest.fixture
