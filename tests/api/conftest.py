@@ -33,7 +33,9 @@ from api.sessions import mint_admin_cookie
 from delightbridge.settings import Settings
 from syncengine import crypto
 from syncengine.gmail.retry import RetryPolicy
-from tests.plugins.gmail import GmailSim  # its fixtures: tests/conftest.py's pytest_plugins
+
+# GmailSim: its fixtures come from tests/conftest.py's pytest_plugins.
+from tests.plugins.gmail import GmailSim, gmail_settings
 
 SECRET = "api-tests-auth-secret-3f9c2a7e5d"
 TOKEN_KEY = bytes(range(32))
@@ -53,10 +55,7 @@ def api_settings(db_url: str, sim: GmailSim, **changes: Any) -> Settings:
         "database_url": db_url,
         "auth_secret": SECRET,
         "admin_emails": frozenset({OPS_EMAIL}),
-        "google_client_id": sim.sim.client_id,
-        "google_client_secret": sim.sim.client_secret,
-        "google_oauth_token_uri": sim.token_uri,
-        "gmail_api_endpoint": sim.base_url,
+        **gmail_settings(sim.server),
         "token_encryption_key": TOKEN_KEY,
         "pubsub_project": "delightbridge-test",
         "log_format": "json",

@@ -55,6 +55,7 @@ from syncengine.parse import is_mirrored
 from syncengine.verify import verify
 from tests.chaos.conftest import PgServer
 from tests.chaos.soak import LONG, SHORT, ConsumerSlot, Mutator, Relay, Sizes, Tally, process_env
+from tests.plugins.gmail import gmail_settings
 from tests.plugins.pubsub import publisher, subscriber
 
 PROJECT = "delightbridge-chaos"
@@ -182,10 +183,7 @@ class World:
             "database_url": self.db_url,
             "auth_secret": AUTH_SECRET,
             "admin_emails": frozenset({ADMIN_EMAIL}),
-            "google_client_id": self.sim.client_id,
-            "google_client_secret": self.sim.client_secret,
-            "google_oauth_token_uri": self.server.token_uri,
-            "gmail_api_endpoint": self.server.base_url,
+            **gmail_settings(self.server),
             "token_encryption_key": TOKEN_KEY,
             "pubsub_project": PROJECT,
             "pubsub_topic": self.topic,

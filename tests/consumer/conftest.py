@@ -43,6 +43,7 @@ from syncengine.gmail.retry import RetryPolicy
 from syncengine.parse import is_mirrored
 from syncengine.watch import RenewReport
 from tests.consumer.oidc import CertsServer, SigningKey
+from tests.plugins.gmail import gmail_settings
 from tests.plugins.pubsub import publisher, subscriber
 
 PROJECT = "delightbridge-test"
@@ -239,10 +240,7 @@ class Env:
     def settings(self, **changes: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": self.db_url,
-            "google_client_id": self.sim.client_id,
-            "google_client_secret": self.sim.client_secret,
-            "google_oauth_token_uri": self.server.token_uri,
-            "gmail_api_endpoint": self.server.base_url,
+            **gmail_settings(self.server),
             "token_encryption_key": TOKEN_KEY,
             "pubsub_project": PROJECT,
             "pubsub_topic": self.pubsub.topic,

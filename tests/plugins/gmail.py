@@ -21,6 +21,13 @@ from gmailsim import Simulator
 from gmailsim.server import RunningSimulator, serve
 
 
+def gmail_settings(server: RunningSimulator) -> dict[str, Any]:
+    """The settings that point the service at this simulator: Gmail and its OAuth client."""
+    return {"gmail_api_endpoint": server.base_url, "google_oauth_token_uri": server.token_uri,
+            "google_client_id": server.sim.client_id,
+            "google_client_secret": server.sim.client_secret}
+
+
 @dataclass
 class GmailSim:
     """A simulator and its running server."""

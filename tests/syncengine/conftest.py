@@ -13,19 +13,14 @@ from delightbridge.settings import Settings
 from gmailsim import Mailbox, Simulator
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.gmail.retry import FAST_POLICY
-from tests.plugins.gmail import GmailSim
+from tests.plugins.gmail import GmailSim, gmail_settings
 
 ACCOUNT = "svc-noji"
 ADDRESS = "support@noji.example"
 
 
 def engine_settings(g: GmailSim, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "gmail_api_endpoint": g.base_url, "google_oauth_token_uri": g.token_uri,
-        "google_client_id": g.sim.client_id, "google_client_secret": g.sim.client_secret,
-        **overrides,
-    }
-    return Settings(**values)
+    return Settings(**{**gmail_settings(g.server), **overrides})
 
 
 @dataclass
