@@ -3,14 +3,16 @@
 1. Read the profile's ``historyId`` first: the cursor stored at the end, so changes
    made while listing are replayed by the next incremental sync.
 2. List every message id (all pages, no cap; the next page while this one is
-   fetched) and fetch each page's messages at the lowest quota cost (:class:`Plan`):
-   a thread with two or more messages on the page in one ``threads.get`` (10 units,
-   all its messages), a lone message with ``messages.get`` (5 units), mixed in
-   batches that fill the pacer's window exactly. Two pages are fetched at once (the
-   next one's batches start while this one's last are in flight); meanwhile each
-   fetched page is parsed off the loop and stored, 500 messages a transaction. Memory
-   holds at most three pages of answers, whatever the mailbox size (a page's answers
-   include every message of its threads fetched whole).
+   fetched) and fetch the messages at the lowest quota cost (:class:`Plan`): a thread
+   with two or more messages on a page in one ``threads.get`` (10 units, all its
+   messages), a lone message with ``messages.get`` (5 units), mixed in batches that
+   fill the pacer's window exactly. Batches stream across pages: a page's last,
+   partial batch is filled with the next page's calls. Each answered batch is
+   parsed off the loop and stored, up to 500 messages a transaction.
+   Memory is bounded whatever the mailbox's size: a batch is sent only while fewer
+   than :data:`HELD_MESSAGES` messages are being fetched (counted as listed) or wait
+   to be stored, a batch holds at most five ``threads.get`` (each answer at most
+   Gmail's 100 messages of a conversation), and the batches in flight are bounded.
 3. Remove what the mailbox no longer has (rows this run did not write) and store the
    cursor, in one transaction.
 A message that 404s while fetching was deleted meanwhile: it is skipped.
@@ -32,21 +34,23 @@ from syncengine.parse import ParsedMessage
 Resource = Mapping[str, Any]
 
 _DONE = object()
-PAGES_FETCHED = 2
-STORE_CHUNK = 500  # messages parsed and stored at a time (one transaction)
+STORE_CHUNK = 500  # messages parsed and stored at a time (one transaction), at least
+HELD_MESSAGES = 1_000  # no batch is sent while this many are fetched or wait to be stored
 
 
 @dataclass(frozen=True, slots=True)
-class PageFetch:
-    """The calls fetching one listed page: threads whole (each with its message ids on
-    the page), then lone messages."""
+class Fetch:
+    """One call of a full sync: a thread whole (``threads.get``) or a message alone
+    (``messages.get``), with the ids of the listed messages it fetches."""
 
-    threads: dict[str, list[str]]
-    singles: list[str]
+    id: str
+    listed: tuple[str, ...]
+    whole: bool
 
-    def calls(self, builder: CallBuilder) -> list[GmailCall]:
-        return ([builder.get_thread(t, format="full") for t in self.threads]
-                + [builder.get_message(m, format="full") for m in self.singles])
+    def call(self, builder: CallBuilder) -> GmailCall:
+        if self.whole:
+            return builder.get_thread(self.id, format="full")
+        return builder.get_message(self.id, format="full")
 
 
 class Plan:
@@ -65,37 +69,69 @@ class Plan:
         self._whole: set[str] = set()  # threads fetched with threads.get
         self._alone: set[str] = set()  # messages fetched with messages.get
 
-    def split(self, listed: Iterable[tuple[str, str]]) -> PageFetch:
-        """How to fetch one page of (message id, thread id)."""
+    def split(self, listed: Iterable[tuple[str, str]]) -> list[Fetch]:
+        """The calls fetching one page of (message id, thread id): threads whole first,
+        then lone messages."""
         by_thread: dict[str, list[str]] = {}
         for message_id, thread_id in listed:
             if thread_id not in self._whole:
                 by_thread.setdefault(thread_id, []).append(message_id)
-        threads = {t: ids for t, ids in by_thread.items() if len(ids) >= 2}
-        singles = [ids[0] for ids in by_thread.values() if len(ids) == 1]
-        self._whole.update(threads)
-        self._alone.update(singles)
-        return PageFetch(threads, singles)
+        threads = [Fetch(t, tuple(ids), True) for t, ids in by_thread.items() if len(ids) >= 2]
+        singles = [Fetch(ids[0], (ids[0],), False) for ids in by_thread.values()
+                   if len(ids) == 1]
+        self._whole.update(f.id for f in threads)
+        self._alone.update(f.id for f in singles)
+        return threads + singles
 
-    def resources(self, fetch: PageFetch, answers: Sequence[Resource | None]
+    def resources(self, fetches: Sequence[Fetch], answers: Sequence[Resource | None]
                   ) -> dict[str, Resource | None]:
-        """The page's messages by id (None: Gmail no longer has it), from the answers to
-        ``fetch.calls()``, in their order. A message of a thread fetched whole that was
+        """The messages by id (None: Gmail no longer has it), from the answers to
+        ``fetches``' calls, in their order. A message of a thread fetched whole that was
         fetched alone on an earlier page is left out."""
-        page: dict[str, Resource | None] = dict(
-            zip(fetch.singles, answers[len(fetch.threads):], strict=True))
-        for listed, answer in zip(fetch.threads.values(), answers[:len(fetch.threads)],
-                                  strict=True):
-            found: set[str] = set()
+        found: dict[str, Resource | None] = {}
+        for fetch, answer in zip(fetches, answers, strict=True):
+            if not fetch.whole:
+                found[fetch.id] = answer
+                continue
+            present: set[str] = set()
             for message in (answer or {}).get("messages") or ():
                 message_id = message.get("id") if isinstance(message, Mapping) else None
                 if isinstance(message_id, str):
-                    found.add(message_id)
+                    present.add(message_id)
                     if message_id not in self._alone:
-                        page[message_id] = message
-            # Listed here but no longer in the thread (or the thread is gone): deleted.
-            page.update(dict.fromkeys(m for m in listed if m not in found))
-        return page
+                        found[message_id] = message
+            # Listed but no longer in the thread (or the thread is gone): deleted.
+            found.update(dict.fromkeys(m for m in fetch.listed if m not in present))
+        return found
+
+
+class Held:
+    """Messages of one full sync in memory: counted when their batch is sent (as many
+    as were listed: a thread's answer may bring more, counted when it arrives) until
+    they are stored. A batch waits while the count is at or above the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self.peak = 0
+        self._freed = asyncio.Event()
+
+    async def reserve(self, messages: int) -> None:
+        while self.count >= self.limit:
+            self._freed.clear()
+            await self._freed.wait()
+        self.add(messages)
+
+    def add(self, messages: int) -> None:
+        self.count += messages
+        self.peak = max(self.peak, self.count)
+
+    def release(self, messages: int) -> None:
+        self.count -= messages
+        self._freed.set()
+
+
+Answered = tuple[dict[str, Resource | None], int]  # a batch's messages, and their count
 
 
 async def run_full(ctx: SyncContext) -> int:
@@ -105,34 +141,40 @@ async def run_full(ctx: SyncContext) -> int:
     cursor = int(profile["historyId"])
     run.start_history_id = run.start_history_id or cursor
     run.progress.phase = "listing"
-    # Each page's fetch, in order. At most PAGES_FETCHED are being fetched or wait to be
-    # read (the last batches of one page and the first of the next share the quota's
-    # windows), and one more is parsed and stored.
-    pages: asyncio.Queue[Any] = asyncio.Queue()
-    fetched = asyncio.Semaphore(PAGES_FETCHED)
-    producer = asyncio.create_task(_produce(ctx, pages, fetched))
+    answered: asyncio.Queue[Any] = asyncio.Queue()  # Answered, an exception, or _DONE
+    held = Held(HELD_MESSAGES)
+    producer = asyncio.create_task(_produce(ctx, answered, held))
     try:
-        while (fetching := await pages.get()) is not _DONE:
-            page = await fetching
-            fetched.release()
-            del fetching  # the task holds its result: only ``page`` may keep the answers
-            while page:  # a long thread fetched whole can make a page of thousands
-                parsed, gone = await ctx.parse(_take(page, STORE_CHUNK))
+        done = False
+        while not done:
+            chunk: dict[str, Resource | None] = {}
+            count = 0
+            item = await answered.get()
+            while True:  # whole batches, until a chunk's worth or nothing more is ready
+                if item is _DONE:
+                    done = True
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                chunk.update(item[0])
+                count += item[1]
+                if count >= STORE_CHUNK or answered.empty():
+                    break
+                item = answered.get_nowait()
+            del item  # only ``chunk`` may keep the answers
+            if chunk:
+                parsed, gone = await ctx.parse(chunk)
+                del chunk
                 run.progress.fetched += len(parsed)
                 run.progress.skipped_gone += len(gone)
                 await _store_page(ctx, parsed)
                 del parsed
+            held.release(count)
         await producer  # surfaces its exception, if any
     finally:
-        if not producer.done():
-            producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await producer
-        while not pages.empty():  # fetches nobody will read (the sync failed)
-            if (left := pages.get_nowait()) is not _DONE:
-                left.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await left
+        producer.cancel()  # when the sync failed; its error, if any, is raised already
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await producer
 
     run.progress.phase = "reconciling"
     async with ctx.pool.acquire() as conn, conn.transaction():
@@ -145,46 +187,69 @@ async def run_full(ctx: SyncContext) -> int:
     return cursor
 
 
-async def _produce(ctx: SyncContext, pages: asyncio.Queue[Any], fetched: asyncio.Semaphore
-                   ) -> None:
-    """List the pages (the next while this one is fetched), and start fetching each as
-    :class:`Plan` says once ``fetched`` allows; the consumer gets the fetches in order."""
+async def _produce(ctx: SyncContext, answered: asyncio.Queue[Any], held: Held) -> None:
+    """List the pages (the next while this one is fetched) and send their calls in
+    batches, as :class:`Plan` says, while ``held`` allows; each batch's messages (or
+    its error) go to ``answered``, then :data:`_DONE`."""
+    client = ctx.client
     progress = ctx.run.progress
     plan = Plan()
-    listing = asyncio.create_task(ctx.client.list_messages(None))
+    pending: list[Fetch] = []  # a partial batch, waiting for the next page's calls
+    sending = asyncio.Semaphore(2 * client.concurrency)  # batches sent or about to be
+    fetches: set[asyncio.Task[None]] = set()
+    listing = asyncio.create_task(client.list_messages(None))
     try:
         while True:
             listed_page = await listing
             token = listed_page.get("nextPageToken")
             if token:
-                listing = asyncio.create_task(ctx.client.list_messages(token))
+                listing = asyncio.create_task(client.list_messages(token))
             listed = [(m["id"], m.get("threadId") or m["id"])
                       for m in listed_page.get("messages") or () if isinstance(m.get("id"), str)]
             progress.listed += len(listed)
-            fetch = plan.split(listed)
-            if fetch.threads or fetch.singles:
+            pending += plan.split(listed)
+            calls = [f.call(client.calls) for f in pending]
+            batches, held_back = client.plan_batches(calls, hold_last=bool(token))
+            for batch in batches:
                 progress.phase = "fetching"
-                await fetched.acquire()
-                pages.put_nowait(asyncio.create_task(_fetch(ctx, plan, fetch)))
+                fetch = [pending[i] for i in batch]
+                await sending.acquire()
+                await held.reserve(sum(len(f.listed) for f in fetch))
+                task = asyncio.create_task(_fetch(ctx, plan, fetch, [calls[i] for i in batch],
+                                                  answered, held, sending))
+                fetches.add(task)
+                task.add_done_callback(fetches.discard)
+            pending = [pending[i] for i in held_back]
             if not token:
                 break
+        if fetches:
+            await asyncio.wait(set(fetches))
+    except Exception as exc:  # the consumer raises it
+        answered.put_nowait(exc)
+        raise
     finally:
         listing.cancel()  # when leaving early; its outcome, if any, no longer matters
+        for task in list(fetches):
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listing
-        # Also when failing: the consumer then stops waiting and awaits this task,
-        # which raises the error (a failed listing used to leave the sync waiting
-        # forever, before this pipeline too).
-        pages.put_nowait(_DONE)
+        if fetches:
+            await asyncio.wait(set(fetches))
+        answered.put_nowait(_DONE)
 
 
-def _take(page: dict[str, Resource | None], count: int) -> dict[str, Resource | None]:
-    """Up to ``count`` messages, removed from ``page`` (so their answers can be freed)."""
-    return dict(page.popitem() for _ in range(min(count, len(page))))
-
-
-async def _fetch(ctx: SyncContext, plan: Plan, fetch: PageFetch) -> dict[str, Resource | None]:
-    return plan.resources(fetch, await ctx.client.fetch_all(fetch.calls(ctx.client.calls)))
+async def _fetch(ctx: SyncContext, plan: Plan, fetch: list[Fetch], calls: list[GmailCall],
+                 answered: asyncio.Queue[Any], held: Held, sending: asyncio.Semaphore) -> None:
+    """Fetch one batch; its messages (or the error) go to ``answered``."""
+    try:
+        found = plan.resources(fetch, await ctx.client.fetch_batch(calls))
+    except Exception as exc:  # the sync fails: the consumer raises it
+        answered.put_nowait(exc)
+        return
+    finally:
+        sending.release()
+    held.add(len(found) - sum(len(f.listed) for f in fetch))
+    answered.put_nowait((found, len(found)))
 
 
 async def _store_page(ctx: SyncContext, parsed: list[ParsedMessage]) -> None:

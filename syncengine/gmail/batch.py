@@ -144,24 +144,31 @@ def batch_units(allowance: float, step: int, largest: int) -> int:
     return max(largest, cap)
 
 
-def plan(costs: Sequence[int], *, max_calls: int, max_units: int) -> list[list[int]]:
+def plan(costs: Sequence[int], *, max_calls: int, max_units: int,
+         heavy: Sequence[bool] = (), max_heavy: int = MAX_BATCH) -> list[list[int]]:
     """Calls (by index into ``costs``) grouped into batches of at most ``max_calls`` calls
-    costing at most ``max_units`` in all, as few and as full as first-fit decreasing
-    makes them: the dearest calls first, cheaper ones in the room they leave. A call
-    dearer than ``max_units`` goes alone."""
+    costing at most ``max_units`` in all, and holding at most ``max_heavy`` of the calls
+    ``heavy`` marks (those whose answers may be large: a whole thread), as few and as
+    full as first-fit decreasing makes them: the dearest calls first, cheaper ones in
+    the room they leave. A call dearer than ``max_units`` goes alone."""
     batches: list[list[int]] = []
     rooms: list[int] = []
+    heavies: list[int] = []
     open_: list[int] = []  # batches with room left, in creation order
     for index in sorted(range(len(costs)), key=lambda i: -costs[i]):
         cost = costs[index]
-        target = next((b for b in open_ if rooms[b] >= cost), None)
+        weight = 1 if index < len(heavy) and heavy[index] else 0
+        target = next((b for b in open_
+                       if rooms[b] >= cost and heavies[b] + weight <= max_heavy), None)
         if target is None:
             target = len(batches)
             batches.append([])
             rooms.append(max_units)
+            heavies.append(0)
             open_.append(target)
         batches[target].append(index)
         rooms[target] -= cost
+        heavies[target] += weight
         if rooms[target] <= 0 or len(batches[target]) >= max_calls:
             open_.remove(target)
     return batches

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 Resource = dict[str, Any]
 
+#: ``threads.get`` calls a batch holds at most: its answer holds up to 100 messages.
+THREADS_PER_BATCH = 5
+
 
 class _Transient(Exception):
     """A retryable answer; becomes GmailQuotaExceeded/GmailUnavailable when retries run out."""
@@ -96,7 +99,8 @@ class GmailClient:
         self._pacer = pacer
         self._batch_uri = batch_uri
         self._batch_size = max(1, min(batch_size, batch_format.MAX_BATCH))
-        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self.concurrency = max(1, concurrency)
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._policy = policy or RetryPolicy()
         self.stats = ClientStats()
 
@@ -148,26 +152,49 @@ class GmailClient:
         return dict(zip(ids, await self.fetch_all(calls), strict=True))
 
     async def fetch_all(self, calls: Sequence[GmailCall]) -> list[Resource | None]:
-        """Answers to ``calls`` (any mix of methods) in call order, None for a 404.
-
-        Batched: at most ``batch_size`` calls a batch, and at most the units of
-        :func:`~syncengine.gmail.batch.batch_units` (a batch never costs more than the
-        pacer lets through in one window, and several of them fill it exactly).
-        """
-        if not calls:
-            return []
-        costs = [c.cost for c in calls]
-        units = batch_format.batch_units(self._pacer.limit, batch_format.cost_step(costs),
-                                         max(costs))
-        batches = batch_format.plan(costs, max_calls=self._batch_size, max_units=units)
-        if len(batches) == len(calls):  # one call a batch: plain calls
-            return list(await asyncio.gather(*(self._bounded_single(c) for c in calls)))
-        parts = await asyncio.gather(*(self._batch([calls[i] for i in b]) for b in batches))
+        """Answers to ``calls`` (any mix of methods) in call order, None for a 404,
+        batched as :meth:`plan_batches` says."""
+        batches, _ = self.plan_batches(calls)
+        parts = await asyncio.gather(*(self.fetch_batch([calls[i] for i in b])
+                                       for b in batches))
         results: list[Resource | None] = [None] * len(calls)
         for batch, answers in zip(batches, parts, strict=True):
             for index, answer in zip(batch, answers, strict=True):
                 results[index] = answer
         return results
+
+    def plan_batches(self, calls: Sequence[GmailCall], *, hold_last: bool = False
+                     ) -> tuple[list[list[int]], list[int]]:
+        """(batches to send, calls held back), by index into ``calls``.
+
+        At most ``batch_size`` calls a batch, at most the units of
+        :func:`~syncengine.gmail.batch.batch_units` (a batch never costs more than the
+        pacer lets through in one window, and several of them fill it exactly) and at
+        most :data:`THREADS_PER_BATCH` ``threads.get`` (each answer may hold 100
+        messages: the calls in flight bound the memory a sync needs). With
+        ``hold_last``, a last batch that could still take a call is held back, to be
+        filled by the calls a caller plans next.
+        """
+        if not calls:
+            return [], []
+        costs = [c.cost for c in calls]
+        units = batch_format.batch_units(self._pacer.limit, batch_format.cost_step(costs),
+                                         max(costs))
+        batches = batch_format.plan(costs, max_calls=self._batch_size, max_units=units,
+                                    heavy=[c.name == "threads.get" for c in calls],
+                                    max_heavy=THREADS_PER_BATCH)
+        last = batches[-1]
+        if hold_last and len(last) < self._batch_size and \
+                sum(costs[i] for i in last) + min(costs) <= units:
+            return batches[:-1], last
+        return batches, []
+
+    async def fetch_batch(self, calls: Sequence[GmailCall]) -> list[Resource | None]:
+        """Answers to one batch of calls, in call order (None for a 404); one call is
+        sent plain. Parts that fail transiently are sent again."""
+        if len(calls) == 1:
+            return [await self._bounded_single(calls[0])]
+        return await self._batch(list(calls))
 
     # ------------------------------------------------------------------ single calls
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import UTC, datetime
+from typing import cast
 from urllib.parse import parse_qs, quote, urlsplit
 
+import aiohttp
 import httplib2
 import pytest
 from googleapiclient.discovery import build
 
 from syncengine.gmail import batch
 from syncengine.gmail.calls import COSTS, CallBuilder, GmailCall
+from syncengine.gmail.client import THREADS_PER_BATCH, GmailClient
+from syncengine.gmail.oauth import ServiceTokens
 from syncengine.gmail.pacing import QuotaPacer
 from syncengine.gmail.retry import (
     RetryPolicy,
@@ -226,3 +230,34 @@ def test_batches_fill_the_pacers_window_exactly() -> None:
     assert all(len(b) <= 4 for b in batch.plan(costs, max_calls=4, max_units=1000))
     assert batch.plan([300, 5], max_calls=50, max_units=35) == [[0], [1]]  # too dear: alone
     assert batch.plan([], max_calls=50, max_units=35) == []
+
+
+def test_a_batch_holds_at_most_max_heavy_thread_fetches() -> None:
+    costs = [10] * 12 + [5] * 30
+    heavy = [True] * 12 + [False] * 30
+    plan = batch.plan(costs, max_calls=50, max_units=1000, heavy=heavy, max_heavy=5)
+    assert sorted(i for b in plan for i in b) == list(range(len(costs)))
+    assert [sum(heavy[i] for i in b) for b in plan] == [5, 5, 2]
+    # The room the thread fetches leave goes to the others, first fit.
+    assert [len(b) for b in plan] == [35, 5, 2]
+
+
+def test_plan_batches_holds_back_a_last_batch_that_could_take_more_calls() -> None:
+    builder = CallBuilder("http://gmail.invalid")
+    client = GmailClient(cast(aiohttp.ClientSession, None), builder,
+                         cast(ServiceTokens, None), QuotaPacer(245), batch_uri="http://b")
+    ten = [builder.get_message(f"m{i}", format="full") for i in range(10)]
+    assert client.plan_batches(ten) == ([list(range(7)), [7, 8, 9]], [])
+    # More calls are coming (the next page): the partial batch waits to be filled.
+    assert client.plan_batches(ten, hold_last=True) == ([list(range(7))], [7, 8, 9])
+    # A full last batch (35 units) is never held back.
+    assert client.plan_batches(ten[:7], hold_last=True) == ([list(range(7))], [])
+    # At most THREADS_PER_BATCH thread fetches a batch, whatever the units allow.
+    unpaced = GmailClient(cast(aiohttp.ClientSession, None), builder,
+                          cast(ServiceTokens, None), QuotaPacer(1_000_000),
+                          batch_uri="http://b")
+    threads = [builder.get_thread(f"t{i}", format="full") for i in range(12)]
+    batches, held = unpaced.plan_batches(threads + ten)
+    assert held == []
+    assert [sum(i < 12 for i in b) for b in batches] == [THREADS_PER_BATCH,
+                                                         THREADS_PER_BATCH, 2]
