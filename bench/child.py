@@ -96,7 +96,10 @@ class PacerProbe:
         pacing.QuotaPacer.acquire = acquire  # type: ignore[method-assign]
         pacing.QuotaPacer.settle = settle  # type: ignore[method-assign]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, started: float, ended: float) -> dict[str, Any]:
+        """Reservations, and where the sync's time went (``started``/``ended``: the
+        sync's monotonic bounds): before the first reservation, after the last answer,
+        and between them while no call waited for the pacer (it had nothing to send)."""
         from statistics import median
 
         if not self.done:
@@ -104,10 +107,22 @@ class PacerProbe:
         waits = [g - a for a, g, _, _ in self.done]
         flights = [s - g for _, g, _, s in self.done]
         units = [u for _, _, u, _ in self.done]
+        first = min(a for a, _, _, _ in self.done)
+        last = max(s for _, _, _, s in self.done)
+        # Time between first and last when no call was asked-but-not-granted.
+        waiting = sorted((a, g) for a, g, _, _ in self.done if g > a)
+        covered, reach = 0.0, first
+        for a, g in waiting:
+            if g > reach:
+                covered += g - max(a, reach)
+                reach = g
         return {"reservations": len(self.done), "units": sum(units),
                 "median_units": median(units), "median_wait_s": median(waits),
                 "median_in_flight_s": median(flights), "max_in_flight_s": max(flights),
-                "total_wait_s": sum(waits)}
+                "unit_weighted_in_flight_s": sum(u * f for u, f in zip(units, flights,
+                                                                      strict=True)) / sum(units),
+                "total_wait_s": sum(waits), "head_s": first - started,
+                "tail_s": ended - last, "pacer_idle_s": (last - first) - covered}
 
 
 # --------------------------------------------------------------------------- profiling
@@ -247,10 +262,11 @@ async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
             traced = MemoryTrace() if spec.get("tracemalloc") else None
             sampler = RssSampler()
             sampler.start()
-            cpu0, wall0 = time.process_time(), time.perf_counter()
+            cpu0, wall0, started = time.process_time(), time.perf_counter(), time.monotonic()
             with Profile(spec.get("profile"), spec.get("profile_out")):
                 result = await engine.sync(spec["service_id"], mode="full", trigger="cli")
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            ended = time.monotonic()
             timeline = sampler.stop()
             memory = traced.stop() if traced is not None else {}
     finally:
@@ -260,7 +276,7 @@ async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": _peak_rss_mb(), "rss_after_mb": _rss_mb(),
         "messages": result.messages_processed, "threads": result.threads_processed,
         "mode": result.mode, "engine_duration_s": result.duration,
-        "pacer": probe.summary() if probe else None, "rss_timeline": timeline,
+        "pacer": probe.summary(started, ended) if probe else None, "rss_timeline": timeline,
         **memory,
     }
 

@@ -117,10 +117,10 @@ class Postgres:
         try:
             self.version = str(await conn.fetchval("SHOW server_version"))
             backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+            if self.source == "embedded":  # while the backend lives: it exits on close
+                self.postmaster_pid = _parent_pid(backend)
         finally:
             await conn.close()
-        if self.source == "embedded":
-            self.postmaster_pid = _parent_pid(backend)
         self.template = f"dbsync_bench_tmpl_{uuid.uuid4().hex[:8]}"
         url = await self._create(self.template, "template0")
         conn = await asyncpg.connect(url)

@@ -115,8 +115,9 @@ async def run(h: Harness, *, with_reference: bool = True) -> dict[str, Any]:
     pacer = runs[-1]["engine"]["pacer"] or {}
     ceiling = h.sizes.quota_units_per_second
     # What the answer-time stamping allows: every unit holds the budget while in flight
-    # and for one window after its answer.
-    flight = pacer.get("median_in_flight_s")
+    # and for one window after its answer (flight weighted by units: a slow answer holds
+    # all of its batch's units).
+    flight = pacer.get("unit_weighted_in_flight_s", pacer.get("median_in_flight_s"))
     pacing_bound = (100 * 0.98 / (1 + flight)) if flight is not None else None
     ref_complete = all(r.get("reference", {}).get("complete", True) for r in runs)
     return {
@@ -140,7 +141,7 @@ async def run(h: Harness, *, with_reference: bool = True) -> dict[str, Any]:
             "quota_used_pct": used, "rate_limited_pct": limited,
             "reference_messages_per_s": ref_rate, "speedup_vs_reference": speedup,
             "reference_complete": ref_complete,
-            "pacer_median_in_flight_s": flight,
+            "pacer_unit_weighted_in_flight_s": flight,
             "pacing_bound_pct": pacing_bound,
             "ceiling_messages_per_s_messages_get": ceiling / 5,
             "ceiling_messages_per_s_threads_get": ceiling / 10 * 3,

@@ -125,11 +125,17 @@ def _quota(r: dict[str, Any]) -> list[str]:
         p = e["pacer"]
         out.append(f"Pacer probe: {fmt(p['reservations'])} reservations, median "
                    f"{fmt(p['median_units'])} units, median in flight (sent to answered) "
-                   f"{fmt(1000 * p['median_in_flight_s'])} ms, waited "
+                   f"{fmt(1000 * p['median_in_flight_s'])} ms, weighted by units "
+                   f"{fmt(1000 * p.get('unit_weighted_in_flight_s', 0.0))} ms, waited "
                    f"{fmt(p['total_wait_s'], 1)} s in all. Stamping units at the answer holds "
                    f"each unit for in-flight + 1 s, "
                    f"so the pacing bound is 98 % / (1 + in-flight) = "
                    f"{fmt(s.get('pacing_bound_pct'), 1)} % of the ceiling.")
+        if "head_s" in p:
+            out.append(f"Where the rest went: {fmt(p['head_s'], 2)} s before the first "
+                       f"reservation, {fmt(p['tail_s'], 2)} s after the last answer, "
+                       f"{fmt(p['pacer_idle_s'], 2)} s in between with no call waiting for "
+                       f"the pacer.")
     ref = last.get("reference")
     if ref:
         rg = ref["gmail"]

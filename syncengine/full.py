@@ -7,12 +7,14 @@
    with two or more messages on a page in one ``threads.get`` (10 units, all its
    messages), a lone message with ``messages.get`` (5 units), mixed in batches that
    fill the pacer's window exactly. Batches stream across pages: a page's last,
-   partial batch is filled with the next page's calls. Each answered batch is
-   parsed off the loop and stored, up to 500 messages a transaction.
-   Memory is bounded whatever the mailbox's size: a batch is sent only while fewer
-   than :data:`HELD_MESSAGES` messages are being fetched (counted as listed) or wait
-   to be stored, a batch holds at most five ``threads.get`` (each answer at most
-   Gmail's 100 messages of a conversation), and the batches in flight are bounded.
+   partial batch is filled with the next page's calls. Answered batches are parsed
+   off the loop and stored, up to 500 messages or 2 MB a transaction.
+   Memory is bounded whatever the mailbox's size (:class:`Held`): a batch is sent
+   only while fewer than :data:`HELD_MESSAGES` messages are being fetched (counted
+   as listed) or wait to be stored, while those answered weigh less than
+   :data:`HELD_BYTES` (Gmail's ``sizeEstimate``), and while at most
+   :data:`THREADS_IN_FLIGHT` threads are being fetched (a conversation holds up to
+   100 messages and may quote itself in every reply).
 3. Remove what the mailbox no longer has (rows this run did not write) and store the
    cursor, in one transaction.
 A message that 404s while fetching was deleted meanwhile: it is skipped.
@@ -34,8 +36,16 @@ from syncengine.parse import ParsedMessage
 Resource = Mapping[str, Any]
 
 _DONE = object()
-STORE_CHUNK = 500  # messages parsed and stored at a time (one transaction), at least
-HELD_MESSAGES = 1_000  # no batch is sent while this many are fetched or wait to be stored
+# Parsed and stored at a time (one transaction): whole batches, until either is reached.
+STORE_CHUNK = 500  # messages
+STORE_BYTES = 2 << 20  # Gmail's sizeEstimate: a long conversation quotes itself over and over
+# No batch is sent while this many messages are being fetched or wait to be stored, or
+# while the answered ones weigh this much.
+HELD_MESSAGES = 1_000
+HELD_BYTES = 6 << 20
+# Thread answers being fetched at once: each may hold 100 messages (Gmail's limit of a
+# conversation) quoting each other, and only ``sizeEstimate`` tells once it is here.
+THREADS_IN_FLIGHT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,32 +116,67 @@ class Plan:
 
 
 class Held:
-    """Messages of one full sync in memory: counted when their batch is sent (as many
-    as were listed: a thread's answer may bring more, counted when it arrives) until
-    they are stored. A batch waits while the count is at or above the limit."""
+    """What one full sync holds in memory: messages and their size (Gmail's
+    ``sizeEstimate``), and the thread answers being fetched.
 
-    def __init__(self, limit: int) -> None:
+    Messages are counted when their batch is sent (as many as were listed: a thread's
+    answer may bring more, counted when it arrives), bytes when the answer arrives,
+    both until the messages are stored. A batch waits while either is at its limit,
+    or while its threads would exceed those that may be fetched at once.
+    """
+
+    def __init__(self, limit: int, byte_limit: int, thread_limit: int) -> None:
         self.limit = limit
+        self.byte_limit = byte_limit
+        self.thread_limit = thread_limit
         self.count = 0
+        self.bytes = 0
+        self.threads = 0
         self.peak = 0
+        self.peak_bytes = 0
         self._freed = asyncio.Event()
 
-    async def reserve(self, messages: int) -> None:
-        while self.count >= self.limit:
+    async def reserve(self, messages: int, threads: int = 0) -> None:
+        while (self.count >= self.limit or self.bytes >= self.byte_limit
+               or (self.threads and self.threads + threads > self.thread_limit)):
             self._freed.clear()
             await self._freed.wait()
-        self.add(messages)
+        self.threads += threads
+        self.add(messages, 0)
 
-    def add(self, messages: int) -> None:
+    def answered(self, messages: int, size: int, threads: int) -> None:
+        """A batch's answer arrived: ``messages`` more (or fewer) than reserved."""
+        self.threads -= threads
+        self.add(messages, size)
+        self._freed.set()
+
+    def add(self, messages: int, size: int) -> None:
         self.count += messages
+        self.bytes += size
         self.peak = max(self.peak, self.count)
+        self.peak_bytes = max(self.peak_bytes, self.bytes)
 
-    def release(self, messages: int) -> None:
+    def release(self, messages: int, size: int) -> None:
         self.count -= messages
+        self.bytes -= size
         self._freed.set()
 
 
-Answered = tuple[dict[str, Resource | None], int]  # a batch's messages, and their count
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """One answered batch: its messages by id, their count and their size in bytes."""
+
+    found: dict[str, Resource | None]
+    count: int
+    size: int
+
+    @classmethod
+    def of(cls, found: dict[str, Resource | None]) -> Answered:
+        size = 0
+        for resource in found.values():
+            estimate = resource.get("sizeEstimate") if resource is not None else None
+            size += estimate if isinstance(estimate, int) and estimate > 0 else 0
+        return cls(found, len(found), size)
 
 
 async def run_full(ctx: SyncContext) -> int:
@@ -142,13 +187,13 @@ async def run_full(ctx: SyncContext) -> int:
     run.start_history_id = run.start_history_id or cursor
     run.progress.phase = "listing"
     answered: asyncio.Queue[Any] = asyncio.Queue()  # Answered, an exception, or _DONE
-    held = Held(HELD_MESSAGES)
+    held = Held(HELD_MESSAGES, HELD_BYTES, THREADS_IN_FLIGHT)
     producer = asyncio.create_task(_produce(ctx, answered, held))
     try:
         done = False
         while not done:
             chunk: dict[str, Resource | None] = {}
-            count = 0
+            count = size = 0
             item = await answered.get()
             while True:  # whole batches, until a chunk's worth or nothing more is ready
                 if item is _DONE:
@@ -156,9 +201,10 @@ async def run_full(ctx: SyncContext) -> int:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                chunk.update(item[0])
-                count += item[1]
-                if count >= STORE_CHUNK or answered.empty():
+                chunk.update(item.found)
+                count += item.count
+                size += item.size
+                if count >= STORE_CHUNK or size >= STORE_BYTES or answered.empty():
                     break
                 item = answered.get_nowait()
             del item  # only ``chunk`` may keep the answers
@@ -169,7 +215,7 @@ async def run_full(ctx: SyncContext) -> int:
                 run.progress.skipped_gone += len(gone)
                 await _store_page(ctx, parsed)
                 del parsed
-            held.release(count)
+            held.release(count, size)
         await producer  # surfaces its exception, if any
     finally:
         producer.cancel()  # when the sync failed; its error, if any, is raised already
@@ -214,7 +260,8 @@ async def _produce(ctx: SyncContext, answered: asyncio.Queue[Any], held: Held) -
                 progress.phase = "fetching"
                 fetch = [pending[i] for i in batch]
                 await sending.acquire()
-                await held.reserve(sum(len(f.listed) for f in fetch))
+                await held.reserve(sum(len(f.listed) for f in fetch),
+                                   sum(f.whole for f in fetch))
                 task = asyncio.create_task(_fetch(ctx, plan, fetch, [calls[i] for i in batch],
                                                   answered, held, sending))
                 fetches.add(task)
@@ -248,8 +295,10 @@ async def _fetch(ctx: SyncContext, plan: Plan, fetch: list[Fetch], calls: list[G
         return
     finally:
         sending.release()
-    held.add(len(found) - sum(len(f.listed) for f in fetch))
-    answered.put_nowait((found, len(found)))
+    answer = Answered.of(found)
+    held.answered(answer.count - sum(len(f.listed) for f in fetch), answer.size,
+                  sum(f.whole for f in fetch))
+    answered.put_nowait(answer)
 
 
 async def _store_page(ctx: SyncContext, parsed: list[ParsedMessage]) -> None:

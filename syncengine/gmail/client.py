@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 Resource = dict[str, Any]
 
 #: ``threads.get`` calls a batch holds at most: its answer holds up to 100 messages.
-THREADS_PER_BATCH = 5
+THREADS_PER_BATCH = 3
 
 
 class _Transient(Exception):

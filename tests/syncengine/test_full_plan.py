@@ -69,18 +69,39 @@ async def test_a_call_that_fails_fails_the_full_sync_and_leaves_nothing_running(
 
 
 async def test_held_holds_a_batch_back_while_at_the_limit_until_messages_are_stored() -> None:
-    held = Held(10)
+    held = Held(10, 1_000, 8)
     await held.reserve(4)
     await held.reserve(30)  # below the limit when asked: a batch larger than it still goes
     waiting = asyncio.create_task(held.reserve(5))
     await asyncio.sleep(0)  # let it run up to its wait (no event exists for "now waiting")
     assert not waiting.done()
-    held.release(20)  # 14 left: still at or above the limit
+    held.release(20, 0)  # 14 left: still at or above the limit
     await asyncio.sleep(0)
     assert not waiting.done()
-    held.release(10)
+    held.release(10, 0)
     await asyncio.wait_for(waiting, timeout=5)
     assert (held.count, held.peak) == (9, 34)
+    # Answers weighing the byte limit hold the next batch back too.
+    held.add(0, 1_000)
+    waiting = asyncio.create_task(held.reserve(1))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    held.release(0, 1)
+    await asyncio.wait_for(waiting, timeout=5)
+    assert (held.count, held.bytes, held.peak_bytes) == (10, 999, 1_000)
+
+
+async def test_held_lets_few_threads_be_fetched_at_once() -> None:
+    held = Held(1_000, 1 << 20, 4)
+    await held.reserve(12, threads=9)  # more than the limit alone: goes when none are out
+    held.answered(-12, 100, threads=9)
+    await held.reserve(6, threads=3)
+    waiting = asyncio.create_task(held.reserve(4, threads=2))
+    await asyncio.sleep(0)
+    assert not waiting.done()  # 3 + 2 threads > 4
+    held.answered(30, 500, threads=3)  # the thread answers brought 30 more messages
+    await asyncio.wait_for(waiting, timeout=5)
+    assert (held.threads, held.count, held.bytes) == (2, 40, 600)
 
 
 @pytest.mark.parametrize("limit", [1, 40])
