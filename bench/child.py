@@ -112,17 +112,24 @@ class PacerProbe:
         # Time between first and last when no call was asked-but-not-granted.
         waiting = sorted((a, g) for a, g, _, _ in self.done if g > a)
         covered, reach = 0.0, first
+        gaps: list[tuple[float, float]] = []  # (length, offset from the sync's start)
         for a, g in waiting:
+            if a > reach:
+                gaps.append((a - reach, reach - started))
             if g > reach:
                 covered += g - max(a, reach)
                 reach = g
+        gaps.sort(reverse=True)
         return {"reservations": len(self.done), "units": sum(units),
                 "median_units": median(units), "median_wait_s": median(waits),
                 "median_in_flight_s": median(flights), "max_in_flight_s": max(flights),
                 "unit_weighted_in_flight_s": sum(u * f for u, f in zip(units, flights,
                                                                       strict=True)) / sum(units),
                 "total_wait_s": sum(waits), "head_s": first - started,
-                "tail_s": ended - last, "pacer_idle_s": (last - first) - covered}
+                "tail_s": ended - last, "pacer_idle_s": (last - first) - covered,
+                "pacer_idle_gaps": len(gaps),
+                "pacer_idle_median_gap_s": median([g for g, _ in gaps]) if gaps else 0.0,
+                "pacer_idle_longest": [[round(g, 3), round(t, 2)] for g, t in gaps[:5]]}
 
 
 # --------------------------------------------------------------------------- profiling

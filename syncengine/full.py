@@ -11,10 +11,10 @@
    off the loop and stored, up to 500 messages or 2 MB a transaction.
    Memory is bounded whatever the mailbox's size (:class:`Held`): a batch is sent
    only while fewer than :data:`HELD_MESSAGES` messages are being fetched (counted
-   as listed) or wait to be stored, while those answered weigh less than
-   :data:`HELD_BYTES` (Gmail's ``sizeEstimate``), and while at most
-   :data:`THREADS_IN_FLIGHT` threads are being fetched (a conversation holds up to
-   100 messages and may quote itself in every reply).
+   as listed) or wait to be stored and while those answered weigh less than
+   :data:`HELD_BYTES` (Gmail's ``sizeEstimate``); the client has at most 8
+   ``threads.get`` in flight, 3 a batch (a conversation holds up to 100 messages
+   and may quote itself in every reply).
 3. Remove what the mailbox no longer has (rows this run did not write) and store the
    cursor, in one transaction.
 A message that 404s while fetching was deleted meanwhile: it is skipped.
@@ -43,9 +43,6 @@ STORE_BYTES = 2 << 20  # Gmail's sizeEstimate: a long conversation quotes itself
 # while the answered ones weigh this much.
 HELD_MESSAGES = 1_000
 HELD_BYTES = 6 << 20
-# Thread answers being fetched at once: each may hold 100 messages (Gmail's limit of a
-# conversation) quoting each other, and only ``sizeEstimate`` tells once it is here.
-THREADS_IN_FLIGHT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,38 +114,27 @@ class Plan:
 
 class Held:
     """What one full sync holds in memory: messages and their size (Gmail's
-    ``sizeEstimate``), and the thread answers being fetched.
+    ``sizeEstimate``).
 
     Messages are counted when their batch is sent (as many as were listed: a thread's
     answer may bring more, counted when it arrives), bytes when the answer arrives,
-    both until the messages are stored. A batch waits while either is at its limit,
-    or while its threads would exceed those that may be fetched at once.
+    both until the messages are stored. A batch waits while either is at its limit.
     """
 
-    def __init__(self, limit: int, byte_limit: int, thread_limit: int) -> None:
+    def __init__(self, limit: int, byte_limit: int) -> None:
         self.limit = limit
         self.byte_limit = byte_limit
-        self.thread_limit = thread_limit
         self.count = 0
         self.bytes = 0
-        self.threads = 0
         self.peak = 0
         self.peak_bytes = 0
         self._freed = asyncio.Event()
 
-    async def reserve(self, messages: int, threads: int = 0) -> None:
-        while (self.count >= self.limit or self.bytes >= self.byte_limit
-               or (self.threads and self.threads + threads > self.thread_limit)):
+    async def reserve(self, messages: int) -> None:
+        while self.count >= self.limit or self.bytes >= self.byte_limit:
             self._freed.clear()
             await self._freed.wait()
-        self.threads += threads
         self.add(messages, 0)
-
-    def answered(self, messages: int, size: int, threads: int) -> None:
-        """A batch's answer arrived: ``messages`` more (or fewer) than reserved."""
-        self.threads -= threads
-        self.add(messages, size)
-        self._freed.set()
 
     def add(self, messages: int, size: int) -> None:
         self.count += messages
@@ -187,7 +173,7 @@ async def run_full(ctx: SyncContext) -> int:
     run.start_history_id = run.start_history_id or cursor
     run.progress.phase = "listing"
     answered: asyncio.Queue[Any] = asyncio.Queue()  # Answered, an exception, or _DONE
-    held = Held(HELD_MESSAGES, HELD_BYTES, THREADS_IN_FLIGHT)
+    held = Held(HELD_MESSAGES, HELD_BYTES)
     producer = asyncio.create_task(_produce(ctx, answered, held))
     try:
         done = False
@@ -260,8 +246,7 @@ async def _produce(ctx: SyncContext, answered: asyncio.Queue[Any], held: Held) -
                 progress.phase = "fetching"
                 fetch = [pending[i] for i in batch]
                 await sending.acquire()
-                await held.reserve(sum(len(f.listed) for f in fetch),
-                                   sum(f.whole for f in fetch))
+                await held.reserve(sum(len(f.listed) for f in fetch))
                 task = asyncio.create_task(_fetch(ctx, plan, fetch, [calls[i] for i in batch],
                                                   answered, held, sending))
                 fetches.add(task)
@@ -296,8 +281,7 @@ async def _fetch(ctx: SyncContext, plan: Plan, fetch: list[Fetch], calls: list[G
     finally:
         sending.release()
     answer = Answered.of(found)
-    held.answered(answer.count - sum(len(f.listed) for f in fetch), answer.size,
-                  sum(f.whole for f in fetch))
+    held.add(answer.count - sum(len(f.listed) for f in fetch), answer.size)
     answered.put_nowait(answer)
 
 

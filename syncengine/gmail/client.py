@@ -11,10 +11,11 @@ batch, only the parts that failed transiently are sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -43,8 +44,33 @@ log = logging.getLogger(__name__)
 
 Resource = dict[str, Any]
 
-#: ``threads.get`` calls a batch holds at most: its answer holds up to 100 messages.
+#: ``threads.get`` calls a batch holds at most, and those in flight at once: an answer
+#: holds up to 100 messages (Gmail's limit of a conversation), each of which may quote
+#: all the earlier ones, so a few of them weigh megabytes.
 THREADS_PER_BATCH = 3
+THREADS_IN_FLIGHT = 8
+
+
+class _Gate:
+    """At most ``limit`` units of something at once; more than that alone waits for
+    none to be out."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.out = 0
+        self._freed = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, units: int) -> AsyncIterator[None]:
+        while units and self.out and self.out + units > self.limit:
+            self._freed.clear()
+            await self._freed.wait()
+        self.out += units
+        try:
+            yield
+        finally:
+            self.out -= units
+            self._freed.set()
 
 
 class _Transient(Exception):
@@ -101,6 +127,7 @@ class GmailClient:
         self._batch_size = max(1, min(batch_size, batch_format.MAX_BATCH))
         self.concurrency = max(1, concurrency)
         self._slots = asyncio.Semaphore(self.concurrency)
+        self._threads = _Gate(THREADS_IN_FLIGHT)
         self._policy = policy or RetryPolicy()
         self.stats = ClientStats()
 
@@ -244,19 +271,24 @@ class GmailClient:
         self.stats.calls[call.name] += 1
         self.stats.units += call.cost
         token = await self._tokens.token()
+        threads = int(call.name == "threads.get")
         answer = await self._paced_http(call.cost, call.method, call.url, token, call.body,
-                                        "application/json")
+                                        "application/json", threads)
         if answer.status == 401:
             token = await self._tokens.refreshed(token)
             answer = await self._paced_http(call.cost, call.method, call.url, token, call.body,
-                                            "application/json")
+                                            "application/json", threads)
         return answer
 
     async def _paced_http(self, cost: int, method: str, url: str, token: str,
-                          body: bytes | None, content_type: str) -> _Answer:
+                          body: bytes | None, content_type: str, threads: int = 0) -> _Answer:
+        """Pay the quota, then send; ``threads``: the ``threads.get`` calls it carries
+        (sent only while :data:`THREADS_IN_FLIGHT` allows: after the pacer, so calls
+        waiting for the quota do not count)."""
         ticket = await self._pacer.acquire(cost)
         try:
-            return await self._http(method, url, token, body, content_type)
+            async with self._threads.hold(threads):
+                return await self._http(method, url, token, body, content_type)
         finally:
             self._pacer.settle(ticket)
 
@@ -353,12 +385,14 @@ class GmailClient:
             self.stats.calls[call.name] += 1
         self.stats.units += cost
         content_type, body, ids = batch_format.encode(calls)
+        threads = sum(c.name == "threads.get" for c in calls)
         token = await self._tokens.token()
-        outer = await self._paced_http(cost, "POST", self._batch_uri, token, body, content_type)
+        outer = await self._paced_http(cost, "POST", self._batch_uri, token, body, content_type,
+                                       threads)
         if outer.status == 401:
             token = await self._tokens.refreshed(token)
             outer = await self._paced_http(cost, "POST", self._batch_uri, token, body,
-                                           content_type)
+                                           content_type, threads)
         if outer.status != 200:
             info = error_info(outer.body)
             verdict = classify(outer.status, info.reason)

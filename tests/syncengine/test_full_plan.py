@@ -69,7 +69,7 @@ async def test_a_call_that_fails_fails_the_full_sync_and_leaves_nothing_running(
 
 
 async def test_held_holds_a_batch_back_while_at_the_limit_until_messages_are_stored() -> None:
-    held = Held(10, 1_000, 8)
+    held = Held(10, 1_000)
     await held.reserve(4)
     await held.reserve(30)  # below the limit when asked: a batch larger than it still goes
     waiting = asyncio.create_task(held.reserve(5))
@@ -89,19 +89,6 @@ async def test_held_holds_a_batch_back_while_at_the_limit_until_messages_are_sto
     held.release(0, 1)
     await asyncio.wait_for(waiting, timeout=5)
     assert (held.count, held.bytes, held.peak_bytes) == (10, 999, 1_000)
-
-
-async def test_held_lets_few_threads_be_fetched_at_once() -> None:
-    held = Held(1_000, 1 << 20, 4)
-    await held.reserve(12, threads=9)  # more than the limit alone: goes when none are out
-    held.answered(-12, 100, threads=9)
-    await held.reserve(6, threads=3)
-    waiting = asyncio.create_task(held.reserve(4, threads=2))
-    await asyncio.sleep(0)
-    assert not waiting.done()  # 3 + 2 threads > 4
-    held.answered(30, 500, threads=3)  # the thread answers brought 30 more messages
-    await asyncio.wait_for(waiting, timeout=5)
-    assert (held.threads, held.count, held.bytes) == (2, 40, 600)
 
 
 @pytest.mark.parametrize("limit", [1, 40])

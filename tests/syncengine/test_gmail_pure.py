@@ -15,7 +15,7 @@ from googleapiclient.discovery import build
 
 from syncengine.gmail import batch
 from syncengine.gmail.calls import COSTS, CallBuilder, GmailCall
-from syncengine.gmail.client import THREADS_PER_BATCH, GmailClient
+from syncengine.gmail.client import THREADS_PER_BATCH, GmailClient, _Gate
 from syncengine.gmail.oauth import ServiceTokens
 from syncengine.gmail.pacing import QuotaPacer
 from syncengine.gmail.retry import (
@@ -262,3 +262,23 @@ def test_plan_batches_holds_back_a_last_batch_that_could_take_more_calls() -> No
     per_batch = [sum(i < 12 for i in b) for b in batches]
     assert sum(per_batch) == 12
     assert max(per_batch) == THREADS_PER_BATCH
+
+
+async def test_few_thread_answers_are_in_flight_at_once() -> None:
+    gate = _Gate(4)
+    async with gate.hold(9):  # more than the limit alone: goes when none are out
+        assert gate.out == 9
+    release = asyncio.Event()
+
+    async def holder(units: int) -> None:
+        async with gate.hold(units):
+            await release.wait()
+
+    first = asyncio.create_task(holder(3))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(holder(2))  # 3 + 2 > 4: waits for the first
+    await asyncio.sleep(0)
+    assert gate.out == 3
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=5)
+    assert gate.out == 0
