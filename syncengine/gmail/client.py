@@ -5,7 +5,9 @@ sent, carries a fresh bearer token (refreshed once on a 401), and is retried wit
 tenacity when the answer is retryable (:mod:`syncengine.gmail.retry`). Message and
 thread fetches go in batches of at most ``batch_size`` calls, sized in quota units so
 that several fill the pacer's window exactly, several batches in flight; inside a
-batch, only the parts that failed transiently are sent again.
+batch, only the parts that failed transiently are sent again. ``threads.get`` answers
+can weigh megabytes: a batch carries at most :data:`THREADS_PER_BATCH` of them and at
+most :data:`THREADS_IN_FLIGHT` are in flight, counted once the quota is paid.
 """
 
 from __future__ import annotations
