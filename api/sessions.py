@@ -6,8 +6,9 @@ Two kinds of Auth.js session reach the API in the same cookie
 * JWT sessions (DelightBridge's): a JWE decrypted with ``AUTH_SECRET``
   (:mod:`api.authjs`). The user is ``users.google_id = sub``; the email is the
   token's.
-* Database sessions: an opaque token looked up in ``sessions`` (either layout, see
-  migration 0003); an expired row is refused.
+* Database sessions: an opaque token looked up in the deployment's own ``sessions``
+  table, where it keeps one (either layout, see ``delightbridge_sync.auth_session`` in
+  migration 0002; the service creates none); an expired row is refused.
 
 An identity is an admin when its ``users.permission`` is ``'admin'`` or its email is
 in ``ADMIN_EMAILS`` (case-insensitive). :func:`resolve_identity` raises

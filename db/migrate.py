@@ -1,7 +1,8 @@
 """Ordered SQL migrations, applied once each under a PostgreSQL advisory lock.
 
 Files are ``db/migrations/NNNN_name.sql``, applied in order, each in its own
-transaction and recorded with its checksum in ``sync_schema_migrations``. Several
+transaction and recorded with its checksum in ``delightbridge_sync.schema_migrations``
+(the service's own schema, created here; see ``0002_sync_schema.sql``). Several
 processes starting at once serialise on the lock; the second finds nothing to do.
 A migration edited after it was applied is refused rather than silently skipped.
 """
@@ -64,6 +65,7 @@ async def migrate(conn: Connection) -> list[str]:
     """Bring the schema up to date; return the versions applied by this call."""
     await conn.execute(query("migrations_lock"), MIGRATION_LOCK_KEY)
     try:
+        await conn.execute(query("migrations_create_schema"))
         await conn.execute(query("migrations_create_table"))
         applied = {r["version"]: r for r in await conn.fetch(query("migrations_applied"))}
         known = available()

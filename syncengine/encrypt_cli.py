@@ -3,7 +3,7 @@
 Needs ``TOKEN_ENCRYPTION_KEY``. Runs in one transaction with the rows locked, so a
 sync refreshing a token meanwhile waits rather than racing; tokens already sealed
 are left as they are, so running it twice changes nothing. The tokens kept by
-queued watch stops (``sync_watch_stops``) are sealed alike.
+queued watch stops (``delightbridge_sync.watch_stops``) are sealed alike.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The sync engine's entry point, shared by the API, the consumer and the CLI.
 
 ``SyncEngine.sync(service_id, mode=..., trigger=...)`` takes the service's lock, opens
-a ``sync_runs`` row, runs a full or incremental sync with the service's Gmail client,
-and records the outcome on the run and the service. No stored cursor, or a cursor
-Gmail no longer has history for (404), means a full sync, recorded as a fallback.
+a run (a ``delightbridge_sync.runs`` row), runs a full or incremental sync with the
+service's Gmail client, and records the outcome on the run and the service. No stored
+cursor, or a cursor Gmail no longer has history for (404), means a full sync, recorded
+as a fallback.
 ``invalid_grant`` disconnects the service (its data stays) and raises
 :class:`ServiceNotConnected`.
 """

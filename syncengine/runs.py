@@ -1,8 +1,8 @@
-"""A sync run in progress: its counters, its ``sync_runs`` row, its result.
+"""A sync run in progress: its counters, its ``delightbridge_sync.runs`` row, its result.
 
-Every run writes a ``sync_runs`` row when it starts, updates its progress as pages
-commit, and closes it with the outcome, whatever happens (the close is shielded from
-cancellation so a stopped worker still records why its run ended).
+Every run writes its row when it starts, updates its progress as pages commit, and
+closes it with the outcome, whatever happens (the close is shielded from cancellation so
+a stopped worker still records why its run ended).
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ recorded on the service (``watch_*`` columns); a refused refresh token disconnec
 the service as a sync would.
 
 Stopping: :func:`disconnect` (the API's ``DELETE /api/services/{id}/connection``)
-clears a service's tokens and queues its watch in ``sync_watch_stops`` in one
-statement; deleting a ``gmail_accounts`` row (as the web app does) queues it through
-a trigger. :func:`drain_stops` then calls ``users.stop`` and revokes the grant at
+clears a service's tokens and queues its watch in ``delightbridge_sync.watch_stops`` in
+one statement; deleting a ``gmail_accounts`` row (as the web app does) queues it
+through a trigger. :func:`drain_stops` then calls ``users.stop`` and revokes the grant at
 Google; what fails for a passing reason stays queued for the next renewal pass, so a
 stop is never lost, and a watch that lapsed meanwhile needs no call.
 """

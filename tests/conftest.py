@@ -20,11 +20,9 @@ import pytest
 
 from db.migrate import migrate
 from delightbridge import embedded_pg
-from tests.dbutil import create_database, drop_database, with_database
+from tests.dbutil import REFERENCE_SCHEMA, create_database, drop_database, with_database
 
 pytest_plugins = ["tests.plugins.gmail", "tests.plugins.pubsub"]
-
-REFERENCE_SCHEMA = Path(__file__).parent / "fixtures" / "delightbridge-schema.sql"
 
 
 @pytest.fixture(scope="session")

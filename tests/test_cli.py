@@ -43,9 +43,9 @@ async def test_migrate_applies_then_reports_up_to_date(fresh_database: str, tmp_
     assert second.stdout.strip() == "schema is up to date"
     conn = await asyncpg.connect(fresh_database)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM sync_schema_migrations") == len(
-            available()
-        )
+        recorded = await conn.fetchval(
+            "SELECT count(*) FROM delightbridge_sync.schema_migrations")
+        assert recorded == len(available())
     finally:
         await conn.close()
 

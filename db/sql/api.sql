@@ -3,7 +3,7 @@
 
 -- name: api_running_run
 -- The run holding a service's lock, for a 409 sync_in_progress answer.
-SELECT id FROM sync_runs
+SELECT id FROM delightbridge_sync.runs
 WHERE account_id = $1 AND status = 'running'
 ORDER BY started_at DESC
 LIMIT 1
@@ -13,8 +13,15 @@ SELECT id, email FROM gmail_accounts WHERE id = $1
 
 -- A (re)connected service: its new tokens, and no trace left of the disconnection.
 -- name: api_store_tokens
-UPDATE gmail_accounts
-SET refresh_token = $2, access_token = $3, access_token_expires_at = $4,
-    disconnected_reason = NULL, disconnected_at = NULL
-WHERE id = $1
-RETURNING id
+WITH account AS (
+    UPDATE gmail_accounts SET refresh_token = $2, access_token = $3
+    WHERE id = $1
+    RETURNING id
+), state AS (
+    INSERT INTO delightbridge_sync.services (account_id, access_token_expires_at)
+    SELECT id, $4 FROM account
+    ON CONFLICT (account_id) DO UPDATE
+    SET access_token_expires_at = EXCLUDED.access_token_expires_at,
+        disconnected_reason = NULL, disconnected_at = NULL
+)
+SELECT id FROM account

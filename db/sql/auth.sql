@@ -16,9 +16,10 @@ ORDER BY email = $1 DESC, created_at
 LIMIT 1
 
 -- name: auth_database_session
--- A database session and its user: live is false once expired; the user columns are
--- NULL when the session names no existing user. See sync_auth_session (migration 0003).
+-- A database session (the web app's public.sessions, when it keeps one) and its user:
+-- live is false once expired; the user columns are NULL when the session names no
+-- existing user. See delightbridge_sync.auth_session (migration 0002).
 SELECT s.expires, s.expires > now() AS live,
        u.id, u.email, u.name, u.permission = 'admin' AS is_admin
-FROM sync_auth_session($1) AS s
+FROM delightbridge_sync.auth_session($1) AS s
 LEFT JOIN users u ON u.id = s.user_id

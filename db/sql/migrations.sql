@@ -1,8 +1,11 @@
--- Schema migration bookkeeping (db/migrate.py).
+-- Schema migration bookkeeping (db/migrate.py), in the service's own schema.
 -- Named, parameterised statements ($1…), loaded by db/queries.py.
 
+-- name: migrations_create_schema
+CREATE SCHEMA IF NOT EXISTS delightbridge_sync
+
 -- name: migrations_create_table
-CREATE TABLE IF NOT EXISTS sync_schema_migrations (
+CREATE TABLE IF NOT EXISTS delightbridge_sync.schema_migrations (
     version     text PRIMARY KEY,
     name        text NOT NULL,
     checksum    text NOT NULL,
@@ -16,10 +19,10 @@ SELECT pg_advisory_lock($1::bigint)
 SELECT pg_advisory_unlock($1::bigint)
 
 -- name: migrations_applied
-SELECT version, name, checksum FROM sync_schema_migrations ORDER BY version
+SELECT version, name, checksum FROM delightbridge_sync.schema_migrations ORDER BY version
 
 -- name: migrations_table_exists
-SELECT to_regclass('sync_schema_migrations') IS NOT NULL
+SELECT to_regclass('delightbridge_sync.schema_migrations') IS NOT NULL
 
 -- name: migrations_record
-INSERT INTO sync_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)
+INSERT INTO delightbridge_sync.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)

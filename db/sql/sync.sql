@@ -4,23 +4,38 @@
 -- ---------------------------------------------------------------- service
 
 -- name: sync_service
-SELECT id, email, access_token, access_token_expires_at, refresh_token, last_history_id,
-       disconnected_reason
-FROM gmail_accounts WHERE id = $1
+SELECT a.id, a.email, a.access_token, s.access_token_expires_at, a.refresh_token,
+       a.last_history_id, s.disconnected_reason
+FROM gmail_accounts a
+LEFT JOIN delightbridge_sync.services s ON s.account_id = a.id
+WHERE a.id = $1
 
 -- Stored only while the grant it came from is still the service's: not after a
 -- disconnect, nor over the tokens of a reconnect.
 -- name: sync_store_access_token
-UPDATE gmail_accounts SET access_token = $2, access_token_expires_at = $3
-WHERE id = $1 AND refresh_token = $4
+WITH account AS (
+    UPDATE gmail_accounts SET access_token = $2
+    WHERE id = $1 AND refresh_token = $4
+    RETURNING id
+)
+INSERT INTO delightbridge_sync.services (account_id, access_token_expires_at)
+SELECT id, $3 FROM account
+ON CONFLICT (account_id) DO UPDATE
+SET access_token_expires_at = EXCLUDED.access_token_expires_at
 
 -- Only the refresh token that Google refused is cleared: a reconnect that stored a new
 -- one meanwhile is kept.
 -- name: sync_disconnect
-UPDATE gmail_accounts
-SET refresh_token = NULL, access_token = NULL, access_token_expires_at = NULL,
-    disconnected_reason = $3, disconnected_at = now()
-WHERE id = $1 AND refresh_token = $2
+WITH account AS (
+    UPDATE gmail_accounts SET refresh_token = NULL, access_token = NULL
+    WHERE id = $1 AND refresh_token = $2
+    RETURNING id
+)
+INSERT INTO delightbridge_sync.services (account_id, disconnected_reason, disconnected_at)
+SELECT id, $3, now() FROM account
+ON CONFLICT (account_id) DO UPDATE
+SET access_token_expires_at = NULL, disconnected_reason = EXCLUDED.disconnected_reason,
+    disconnected_at = EXCLUDED.disconnected_at
 
 -- The cursor only moves forward, compared as numbers; a non-numeric value left by
 -- anything else counts as no cursor.
@@ -30,14 +45,19 @@ WHERE id = $1
   AND (last_history_id IS NULL OR last_history_id !~ '^[0-9]{1,20}$'
        OR last_history_id::numeric < $2::numeric)
 
+-- The service's state row is created by its first write; never for a deleted service.
 -- name: sync_mark_succeeded
-UPDATE gmail_accounts
+INSERT INTO delightbridge_sync.services (account_id, last_synced_at, last_full_sync_at)
+SELECT id, now(), CASE WHEN $2 THEN now() END FROM gmail_accounts WHERE id = $1
+ON CONFLICT (account_id) DO UPDATE
 SET last_synced_at = now(), last_sync_error = NULL, last_sync_error_at = NULL,
-    last_full_sync_at = CASE WHEN $2 THEN now() ELSE last_full_sync_at END
-WHERE id = $1
+    last_full_sync_at = CASE WHEN $2 THEN now() ELSE services.last_full_sync_at END
 
 -- name: sync_mark_failed
-UPDATE gmail_accounts SET last_sync_error = $2, last_sync_error_at = now() WHERE id = $1
+INSERT INTO delightbridge_sync.services (account_id, last_sync_error, last_sync_error_at)
+SELECT id, $2, now() FROM gmail_accounts WHERE id = $1
+ON CONFLICT (account_id) DO UPDATE
+SET last_sync_error = EXCLUDED.last_sync_error, last_sync_error_at = now()
 
 -- ---------------------------------------------------------------- lock
 
@@ -56,23 +76,23 @@ SELECT set_config('lock_timeout', $1, false)
 -- ---------------------------------------------------------------- runs
 
 -- name: sync_run_start
-INSERT INTO sync_runs (id, account_id, mode, trigger, start_history_id)
+INSERT INTO delightbridge_sync.runs (id, account_id, mode, trigger, start_history_id)
 VALUES ($1, $2, $3, $4, $5::numeric)
 
 -- A run still 'running' when its service's lock is free was interrupted (its process died).
 -- name: sync_run_interrupted
-UPDATE sync_runs SET status = 'failed', finished_at = now(), error_code = 'interrupted',
+UPDATE delightbridge_sync.runs SET status = 'failed', finished_at = now(), error_code = 'interrupted',
        error = 'the process running this sync stopped before it finished'
 WHERE account_id = $1 AND status = 'running' AND id <> $2
 
 -- name: sync_run_progress
-UPDATE sync_runs
+UPDATE delightbridge_sync.runs
 SET progress = $2::jsonb, threads_processed = $3, messages_processed = $4,
     messages_deleted = $5, mode = $6, fell_back_to_full = $7
 WHERE id = $1
 
 -- name: sync_run_finish
-UPDATE sync_runs
+UPDATE delightbridge_sync.runs
 SET status = $2, finished_at = now(), end_history_id = $3::numeric, threads_processed = $4,
     messages_processed = $5, messages_deleted = $6, mode = $7, fell_back_to_full = $8,
     error_code = $9, error = $10
@@ -82,13 +102,13 @@ WHERE id = $1
 SELECT id, account_id, mode, trigger, status, fell_back_to_full, start_history_id::text,
        end_history_id::text, threads_processed, messages_processed, messages_deleted,
        progress, error_code, error, started_at, finished_at
-FROM sync_runs WHERE account_id = $1 AND id = $2
+FROM delightbridge_sync.runs WHERE account_id = $1 AND id = $2
 
 -- name: sync_runs_recent
 SELECT id, account_id, mode, trigger, status, fell_back_to_full, start_history_id::text,
        end_history_id::text, threads_processed, messages_processed, messages_deleted,
        progress, error_code, error, started_at, finished_at
-FROM sync_runs WHERE account_id = $1 ORDER BY started_at DESC LIMIT $2
+FROM delightbridge_sync.runs WHERE account_id = $1 ORDER BY started_at DESC LIMIT $2
 
 -- ---------------------------------------------------------------- threads
 
@@ -105,16 +125,19 @@ ON CONFLICT (account_id, gmail_thread_id) DO NOTHING
 SELECT gmail_thread_id, id FROM email_threads
 WHERE account_id = $1 AND gmail_thread_id = ANY($2::text[])
 
+-- A message without sync metadata (the web app wrote it) reads as having no labels.
 -- name: sync_thread_members
-SELECT thread_id, gmail_message_id, direction::text AS direction, from_email, from_name,
-       to_email, label_ids, sent_at, subject
-FROM emails WHERE thread_id = ANY($1::text[])
+SELECT e.thread_id, e.gmail_message_id, e.direction::text AS direction, e.from_email,
+       e.from_name, e.to_email, coalesce(m.label_ids, '{}') AS label_ids, e.sent_at,
+       m.subject
+FROM emails e
+LEFT JOIN delightbridge_sync.messages m ON m.email_id = e.id
+WHERE e.thread_id = ANY($1::text[])
 
 -- name: sync_threads_update
 UPDATE email_threads AS t
 SET subject = u.subject, customer_email = u.customer_email, customer_name = u.customer_name,
-    status = u.status::thread_status, is_read = u.is_read, last_message_at = u.last_message_at,
-    updated_at = now()
+    status = u.status::thread_status, is_read = u.is_read, last_message_at = u.last_message_at
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[],
             $7::timestamp[])
      AS u(id, subject, customer_email, customer_name, status, is_read, last_message_at)
@@ -131,48 +154,63 @@ RETURNING t.id
 
 -- ---------------------------------------------------------------- messages
 
--- A page of messages in one statement (one array a column), keyed by Gmail's message
--- id. A row of another service with the same Gmail id is never overwritten (the WHERE
--- clause): it is not returned, and the caller counts it as a conflict. The ids must be
--- distinct. label_ids and parse_problems arrive as JSON arrays (arrays of arrays
--- cannot be ragged).
+-- A page of messages in one statement (one array a column): the web app's emails row,
+-- keyed by Gmail's message id, and the service's metadata of it. A row of another
+-- service with the same Gmail id is never overwritten (the WHERE clause): it is not
+-- returned, gets no metadata, and the caller counts it as a conflict. The ids must be
+-- distinct. label_ids and parse_problems arrive as JSON arrays (arrays of arrays cannot
+-- be ragged).
 -- name: sync_emails_upsert
-INSERT INTO emails (id, thread_id, gmail_message_id, rfc_message_id, in_reply_to, "references",
-                    from_email, from_name, to_email, body, direction, sent_at, subject,
-                    cc_email, bcc_email, reply_to, body_text, snippet, label_ids, attachments,
-                    history_id, size_estimate, content_hash, parse_problems, synced_run_id,
-                    updated_at)
-SELECT u.id, u.thread_id, u.gmail_message_id, u.rfc_message_id, u.in_reply_to, u.refs,
-       u.from_email, u.from_name, u.to_email, u.body, u.direction::email_direction, u.sent_at,
-       u.subject, u.cc_email, u.bcc_email, u.reply_to, u.body_text, u.snippet,
-       ARRAY(SELECT jsonb_array_elements_text(u.label_ids)), u.attachments, u.history_id,
-       u.size_estimate, u.content_hash,
-       ARRAY(SELECT jsonb_array_elements_text(u.parse_problems)), $26::uuid, now()
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamp[],
-            $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
-            $19::jsonb[], $20::jsonb[], $21::numeric[], $22::integer[], $23::text[],
-            $24::jsonb[])
-     AS u(id, thread_id, gmail_message_id, rfc_message_id, in_reply_to, refs, from_email,
-          from_name, to_email, body, direction, sent_at, subject, cc_email, bcc_email,
-          reply_to, body_text, snippet, label_ids, attachments, history_id, size_estimate,
-          content_hash, parse_problems)
-ON CONFLICT (gmail_message_id) DO UPDATE
-SET thread_id = EXCLUDED.thread_id, rfc_message_id = EXCLUDED.rfc_message_id,
-    in_reply_to = EXCLUDED.in_reply_to, "references" = EXCLUDED."references",
-    from_email = EXCLUDED.from_email, from_name = EXCLUDED.from_name,
-    to_email = EXCLUDED.to_email, body = EXCLUDED.body, direction = EXCLUDED.direction,
-    sent_at = EXCLUDED.sent_at, subject = EXCLUDED.subject, cc_email = EXCLUDED.cc_email,
-    bcc_email = EXCLUDED.bcc_email, reply_to = EXCLUDED.reply_to,
-    body_text = EXCLUDED.body_text, snippet = EXCLUDED.snippet,
-    label_ids = EXCLUDED.label_ids, attachments = EXCLUDED.attachments,
-    history_id = EXCLUDED.history_id, size_estimate = EXCLUDED.size_estimate,
-    content_hash = EXCLUDED.content_hash, parse_problems = EXCLUDED.parse_problems,
-    synced_run_id = EXCLUDED.synced_run_id, updated_at = now()
-WHERE emails.thread_id = EXCLUDED.thread_id
-   OR emails.thread_id IN (SELECT id FROM email_threads WHERE account_id = $25)
-RETURNING emails.gmail_message_id
+WITH u AS (
+    SELECT *
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamp[],
+                $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+                $19::jsonb[], $20::jsonb[], $21::numeric[], $22::integer[], $23::text[],
+                $24::jsonb[])
+         AS u(id, thread_id, gmail_message_id, rfc_message_id, in_reply_to, refs, from_email,
+              from_name, to_email, body, direction, sent_at, subject, cc_email, bcc_email,
+              reply_to, body_text, snippet, label_ids, attachments, history_id, size_estimate,
+              content_hash, parse_problems)
+), written AS (
+    INSERT INTO emails (id, thread_id, gmail_message_id, rfc_message_id, in_reply_to,
+                        "references", from_email, from_name, to_email, body, direction,
+                        sent_at)
+    SELECT u.id, u.thread_id, u.gmail_message_id, u.rfc_message_id, u.in_reply_to, u.refs,
+           u.from_email, u.from_name, u.to_email, u.body, u.direction::email_direction,
+           u.sent_at
+    FROM u
+    ON CONFLICT (gmail_message_id) DO UPDATE
+    SET thread_id = EXCLUDED.thread_id, rfc_message_id = EXCLUDED.rfc_message_id,
+        in_reply_to = EXCLUDED.in_reply_to, "references" = EXCLUDED."references",
+        from_email = EXCLUDED.from_email, from_name = EXCLUDED.from_name,
+        to_email = EXCLUDED.to_email, body = EXCLUDED.body, direction = EXCLUDED.direction,
+        sent_at = EXCLUDED.sent_at
+    WHERE emails.thread_id = EXCLUDED.thread_id
+       OR emails.thread_id IN (SELECT id FROM email_threads WHERE account_id = $25)
+    RETURNING emails.id, emails.gmail_message_id
+), meta AS (
+    INSERT INTO delightbridge_sync.messages (
+        email_id, subject, cc_email, bcc_email, reply_to, body_text, snippet, label_ids,
+        attachments, history_id, size_estimate, content_hash, parse_problems, synced_run_id,
+        updated_at)
+    SELECT w.id, u.subject, u.cc_email, u.bcc_email, u.reply_to, u.body_text, u.snippet,
+           ARRAY(SELECT jsonb_array_elements_text(u.label_ids)), u.attachments, u.history_id,
+           u.size_estimate, u.content_hash,
+           ARRAY(SELECT jsonb_array_elements_text(u.parse_problems)), $26::uuid, now()
+    FROM written w JOIN u ON u.gmail_message_id = w.gmail_message_id
+    ON CONFLICT (email_id) DO UPDATE
+    SET subject = EXCLUDED.subject, cc_email = EXCLUDED.cc_email,
+        bcc_email = EXCLUDED.bcc_email, reply_to = EXCLUDED.reply_to,
+        body_text = EXCLUDED.body_text, snippet = EXCLUDED.snippet,
+        label_ids = EXCLUDED.label_ids, attachments = EXCLUDED.attachments,
+        history_id = EXCLUDED.history_id, size_estimate = EXCLUDED.size_estimate,
+        content_hash = EXCLUDED.content_hash, parse_problems = EXCLUDED.parse_problems,
+        synced_run_id = EXCLUDED.synced_run_id, updated_at = now()
+)
+SELECT gmail_message_id FROM written
 
+-- Their metadata goes with them (the foreign key's cascade).
 -- name: sync_emails_delete
 DELETE FROM emails AS e USING email_threads AS t
 WHERE t.id = e.thread_id AND t.account_id = $1 AND e.gmail_message_id = ANY($2::text[])
@@ -181,7 +219,9 @@ RETURNING e.thread_id
 -- What a full sync did not write is what the mailbox no longer has.
 -- name: sync_emails_delete_unseen
 DELETE FROM emails AS e USING email_threads AS t
-WHERE t.id = e.thread_id AND t.account_id = $1 AND e.synced_run_id IS DISTINCT FROM $2
+WHERE t.id = e.thread_id AND t.account_id = $1
+  AND NOT EXISTS (SELECT 1 FROM delightbridge_sync.messages m
+                  WHERE m.email_id = e.id AND m.synced_run_id = $2)
 RETURNING e.thread_id
 
 -- name: sync_threads_delete_all_empty
@@ -190,7 +230,12 @@ WHERE t.account_id = $1 AND NOT EXISTS (SELECT 1 FROM emails e WHERE e.thread_id
 
 -- ---------------------------------------------------------------- verify
 
+-- A message without metadata (written by the web app) has no labels and no hash: verify
+-- reports it as differing, and a repair rewrites it.
 -- name: verify_mirror
-SELECT e.gmail_message_id, t.gmail_thread_id, e.label_ids, e.content_hash
-FROM emails e JOIN email_threads t ON t.id = e.thread_id
+SELECT e.gmail_message_id, t.gmail_thread_id, coalesce(m.label_ids, '{}') AS label_ids,
+       m.content_hash
+FROM emails e
+JOIN email_threads t ON t.id = e.thread_id
+LEFT JOIN delightbridge_sync.messages m ON m.email_id = e.id
 WHERE t.account_id = $1

@@ -17,6 +17,7 @@ from api.authjs import SECURE_SESSION_COOKIE_NAME, SESSION_COOKIE_NAME, encode_s
 from api.sessions import mint_admin_cookie
 from delightbridge.settings import Settings
 from tests.api.conftest import ADMIN, AGENT, OPS_EMAIL, SECRET, Api, admin_cookie, agent_cookie
+from tests.dbutil import SESSIONS_TABLE
 
 SYNC = "/api/services/service-123/sync"
 ADMIN_ENDPOINTS = [
@@ -88,6 +89,7 @@ async def test_refused_cookies_are_401(api: Api, name: str) -> None:
 
 async def test_expired_database_session_is_401(api: Api) -> None:
     token = str(uuid.uuid4())
+    await api.pool.execute(SESSIONS_TABLE)
     await api.pool.execute(
         "INSERT INTO sessions (session_token, user_id, expires) VALUES ($1, $2, $3)",
         token, ADMIN["id"], datetime.now(UTC) - timedelta(minutes=1))
@@ -105,6 +107,7 @@ async def test_signed_in_non_admin_is_403(api: Api, method: str, path: str) -> N
 
 async def test_non_admin_database_session_is_403(api: Api) -> None:
     token = str(uuid.uuid4())
+    await api.pool.execute(SESSIONS_TABLE)
     await api.pool.execute(
         "INSERT INTO sessions (session_token, user_id, expires) VALUES ($1, $2, $3)",
         token, AGENT["id"], datetime.now(UTC) + timedelta(hours=1))
@@ -115,6 +118,7 @@ async def test_non_admin_database_session_is_403(api: Api) -> None:
 async def test_admin_by_database_session_and_by_admin_emails(api: Api) -> None:
     """Valid admin sessions get past authentication (to the 404 of a missing service)."""
     token = str(uuid.uuid4())
+    await api.pool.execute(SESSIONS_TABLE)
     await api.pool.execute(
         "INSERT INTO sessions (session_token, user_id, expires) VALUES ($1, $2, $3)",
         token, ADMIN["id"], datetime.now(UTC) + timedelta(hours=1))

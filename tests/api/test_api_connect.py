@@ -22,6 +22,7 @@ from api.views.connect import GMAIL_READONLY, GMAIL_SEND, REASONS, STATE_COOKIE
 from gmailsim.errors import GmailError
 from syncengine import crypto
 from tests.api.conftest import SECRET, TOKEN_KEY, Api, Reply
+from tests.dbutil import service_state
 
 SERVICE, ADDRESS = "svc-noji", "support@noji.example"
 CALLBACK = "/api/services/oauth/callback"
@@ -83,10 +84,7 @@ async def connect_through_consent(api: Api, service_id: str = SERVICE) -> dict[s
 
 
 async def _service(api: Api, service_id: str = SERVICE) -> Any:
-    return await api.pool.fetchrow(
-        "SELECT refresh_token, access_token, access_token_expires_at, disconnected_reason, "
-        "disconnected_at, watch_expires_at, watch_history_id, watch_renewed_at, watch_error, "
-        "sync_state FROM gmail_accounts WHERE id = $1", service_id)
+    return await service_state(api.pool, service_id)
 
 
 # --- the consent redirect ----------------------------------------------------------------
@@ -132,8 +130,9 @@ async def test_connect_stores_tokens_watches_and_syncs(api: Api) -> None:
     mailbox = api.sim.sim.create_mailbox(ADDRESS, name="Noji")
     api.sim.sim.seed(ADDRESS, messages=6, threads=3, seed=3)
     await api.add_service(SERVICE, ADDRESS, refresh_token=None)
-    await api.pool.execute("UPDATE gmail_accounts SET disconnected_reason = 'invalid_grant', "
-                           "disconnected_at = now() WHERE id = $1", SERVICE)
+    await api.pool.execute("INSERT INTO delightbridge_sync.services (account_id, "
+                           "disconnected_reason, disconnected_at) "
+                           "VALUES ($1, 'invalid_grant', now())", SERVICE)
     result = await connect_through_consent(api)
     assert result["status"] == "connected", result
     assert result["service"] == SERVICE
@@ -230,7 +229,7 @@ async def test_wrong_mailbox_is_refused_and_nothing_is_stored(api: Api) -> None:
     row = await _service(api)
     assert (row["refresh_token"], row["access_token"]) == (None, None)
     await api.drain()
-    assert await api.pool.fetchval("SELECT count(*) FROM sync_runs") == 0
+    assert await api.pool.fetchval("SELECT count(*) FROM delightbridge_sync.runs") == 0
 
 
 async def _prepared(api: Api) -> Attempt:

@@ -14,6 +14,7 @@ from api.keys import ENGINE
 from syncengine import watch
 from tests.api.conftest import AGENT, Api, agent_cookie
 from tests.api.test_api_connect import ADDRESS, SERVICE, connect_through_consent
+from tests.dbutil import service_state
 
 PATH = f"/api/services/{SERVICE}/connection"
 
@@ -33,15 +34,13 @@ async def _connected(api: Api) -> str:
 
 
 async def _row(api: Api) -> Any:
-    return await api.pool.fetchrow(
-        "SELECT refresh_token, access_token, access_token_expires_at, disconnected_reason, "
-        "watch_expires_at, watch_history_id, sync_state, last_history_id "
-        "FROM gmail_accounts WHERE id = $1", SERVICE)
+    return await service_state(api.pool, SERVICE)
 
 
 async def _queued(api: Api) -> list[Any]:
     return list(await api.pool.fetch(
-        "SELECT account_id, reason, attempts, last_error FROM sync_watch_stops ORDER BY id"))
+        "SELECT account_id, reason, attempts, last_error FROM delightbridge_sync.watch_stops "
+        "ORDER BY id"))
 
 
 async def _mirrored(api: Api) -> int:
@@ -144,8 +143,8 @@ async def test_a_service_deleted_by_the_web_app_has_its_watch_stopped(api: Api) 
 
 async def test_a_lapsed_watch_needs_no_stop_but_the_grant_is_revoked(api: Api) -> None:
     grant = await _connected(api)
-    await api.pool.execute("UPDATE gmail_accounts SET watch_expires_at = now() - interval "
-                           "'1 minute' WHERE id = $1", SERVICE)
+    await api.pool.execute("UPDATE delightbridge_sync.services SET watch_expires_at = now() "
+                           "- interval '1 minute' WHERE account_id = $1", SERVICE)
     reply = await api.call("DELETE", PATH)
     assert reply.json["watchStopped"] is True
     assert reply.json["grantRevoked"] is True

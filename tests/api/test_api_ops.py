@@ -27,8 +27,8 @@ async def test_readyz_checks_the_database_and_migrations(api: Api) -> None:
     reply = await api.call("GET", "/readyz", cookie=None)
     assert (reply.status, reply.json) == (200, {"ok": True})
     version = await api.pool.fetchval(
-        "DELETE FROM sync_schema_migrations WHERE version = "
-        "(SELECT max(version) FROM sync_schema_migrations) RETURNING version")
+        "DELETE FROM delightbridge_sync.schema_migrations WHERE version = "
+        "(SELECT max(version) FROM delightbridge_sync.schema_migrations) RETURNING version")
     reply = await api.call("GET", "/readyz", cookie=None)
     assert reply.status == 503
     assert reply.json["error"] == "migrations_pending"
@@ -67,8 +67,9 @@ async def test_metrics_show_watch_health_from_the_database(api: Api) -> None:
             ("NULL", None)]):
         service_id = f"svc-{n}"
         await api.add_service(service_id, f"{service_id}@example.com", refresh_token="r")
-        await api.pool.execute(f"UPDATE gmail_accounts SET watch_expires_at = {expires}, "
-                               "watch_error = $2 WHERE id = $1", service_id, error)
+        await api.pool.execute(
+            "INSERT INTO delightbridge_sync.services (account_id, watch_expires_at, watch_error) "
+            f"VALUES ($1, {expires}, $2)", service_id, error)
     await api.add_service("svc-off", "off@example.com", refresh_token=None)
     await api.pool.execute("DELETE FROM gmail_accounts WHERE id = 'svc-0'")  # queues a stop
     text = (await api.call("GET", "/metrics", cookie=None)).body.decode()

@@ -231,8 +231,8 @@ async def test_sigterm_lets_a_running_sync_finish(db_url: str, gmail_sim: GmailS
             assert "1 running" in str(drain["message"])
             await transaction.commit()  # the sync goes on and finishes
             assert await asyncio.wait_for(served.process.wait(), timeout=60) == 0
-        row = await holder.fetchrow("SELECT status, messages_processed FROM sync_runs "
-                                    "WHERE id = $1::uuid", run_id)
+        row = await holder.fetchrow("SELECT status, messages_processed "
+                                    "FROM delightbridge_sync.runs WHERE id = $1::uuid", run_id)
         assert row is not None
         assert row["status"] == "succeeded"
         assert row["messages_processed"] > 0

@@ -20,6 +20,7 @@ from gmailsim.errors import GmailError
 from syncengine.gmail.retry import RetryPolicy
 from syncengine.lock import service_lock
 from tests.api.conftest import FAST_RETRY, Api
+from tests.dbutil import service_state
 
 SERVICE, ADDRESS = "service-123", "support@noji.example"
 
@@ -65,10 +66,7 @@ async def test_full_sync_mirrors_the_mailbox(api: Api) -> None:
     assert 0 < body["threadsProcessed"] <= 5
     assert body["historyId"] == str(api.sim.sim.history_id(ADDRESS))
     assert await _db_messages(api) == expected
-    row = await api.pool.fetchrow(
-        "SELECT last_history_id, sync_state, last_full_sync_at FROM gmail_accounts "
-        "WHERE id = $1", SERVICE)
-    assert row is not None
+    row = await service_state(api.pool, SERVICE)
     assert row["last_history_id"] == body["historyId"]
     assert row["sync_state"] == "connected"
     assert row["last_full_sync_at"] is not None
@@ -170,7 +168,7 @@ async def test_never_connected_service_is_409_with_the_connect_url(api: Api) -> 
         url = api.url(f"/api/services/{SERVICE}/connect")
         assert reply.json["connectUrl"] == url
         assert url in reply.json["message"]
-    assert await api.pool.fetchval("SELECT count(*) FROM sync_runs") == 0
+    assert await api.pool.fetchval("SELECT count(*) FROM delightbridge_sync.runs") == 0
 
 
 async def test_revoked_refresh_token_is_409_and_disconnects(api: Api) -> None:
@@ -183,10 +181,7 @@ async def test_revoked_refresh_token_is_409_and_disconnects(api: Api) -> None:
     assert reply.json["error"] == "service_not_connected"
     assert reply.json["connectUrl"] == api.url(f"/api/services/{SERVICE}/connect")
     assert "invalid_grant" in reply.json["message"]
-    row = await api.pool.fetchrow(
-        "SELECT refresh_token, access_token, disconnected_reason, sync_state "
-        "FROM gmail_accounts WHERE id = $1", SERVICE)
-    assert row is not None
+    row = await service_state(api.pool, SERVICE)
     assert row["refresh_token"] is None
     assert row["access_token"] is None
     assert row["sync_state"] == "disconnected"

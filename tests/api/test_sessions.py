@@ -30,6 +30,7 @@ from api.sessions import (
 from db.migrate import migrate
 from delightbridge.errors import ConfigError
 from delightbridge.settings import Settings
+from tests.dbutil import SESSIONS_TABLE
 
 SECRET = "sessions-test-secret-0123456789"
 SETTINGS = Settings(auth_secret=SECRET, admin_emails=frozenset({"ops@delightbridge.example"}))
@@ -53,6 +54,8 @@ async def _insert_users(conn: asyncpg.Pool | asyncpg.Connection) -> None:
 
 @pytest.fixture
 async def db(pool: asyncpg.Pool) -> asyncpg.Pool:
+    """A deployment with users that keeps Auth.js database sessions."""
+    await pool.execute(SESSIONS_TABLE)
     await _insert_users(pool)
     return pool
 
@@ -241,6 +244,17 @@ async def test_invalid_database_sessions_are_unauthenticated(
     assert await db.fetchval("SELECT count(*) FROM users") == 3
 
 
+async def test_without_a_sessions_table_a_database_session_is_unknown(
+    pool: asyncpg.Pool,
+) -> None:
+    """The service creates no sessions table; a deployment without one has no such session."""
+    await _insert_users(pool)
+    assert await pool.fetchval("SELECT to_regclass('public.sessions')") is None
+    with pytest.raises(Unauthenticated) as info:
+        await resolve_identity(pool, {SESSION_COOKIE_NAME: "some-token"}, SETTINGS)
+    assert info.value.reason == "unknown_session"
+
+
 async def test_deleting_a_user_deletes_its_sessions(db: asyncpg.Pool) -> None:
     await _session(db, "t", "user-222", _in(3600))
     await db.execute("DELETE FROM users WHERE id = 'user-222'")
@@ -267,7 +281,7 @@ async def adapter_pool(reference_database: str, request: pytest.FixtureRequest
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = 'sessions' ORDER BY ordinal_position"
         )
-        assert after == before, "migration 0003 must leave an existing sessions table alone"
+        assert after == before, "migrations must leave an existing sessions table alone"
         await conn.execute("DELETE FROM users")
         await _insert_users(conn)
     finally:

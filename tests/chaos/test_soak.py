@@ -67,10 +67,10 @@ ADMIN_EMAIL = "ops@chaos.example"
 # except the bookkeeping of which run wrote it and when.
 EMAIL_COLUMNS = (
     "e.id, e.thread_id, e.gmail_message_id, e.rfc_message_id, e.in_reply_to, e.\"references\", "
-    "e.from_email, e.from_name, e.to_email, e.body, e.direction::text, e.sent_at, e.subject, "
-    "e.cc_email, e.bcc_email, e.reply_to, e.body_text, e.snippet, e.label_ids, "
-    "e.attachments::text, e.history_id::text, e.size_estimate, e.content_hash, "
-    "e.parse_problems")
+    "e.from_email, e.from_name, e.to_email, e.body, e.direction::text, e.sent_at, m.subject, "
+    "m.cc_email, m.bcc_email, m.reply_to, m.body_text, m.snippet, m.label_ids, "
+    "m.attachments::text, m.history_id::text, m.size_estimate, m.content_hash, "
+    "m.parse_problems")
 THREAD_COLUMNS = ("t.id, t.account_id, t.gmail_thread_id, t.subject, t.customer_email, "
                   "t.customer_name, t.status::text, t.is_read, t.last_message_at")
 
@@ -250,8 +250,10 @@ class World:
     async def mirrored(self, pool: asyncpg.Pool, service: str
                        ) -> dict[str, tuple[str, list[str]]]:
         rows = await pool.fetch(
-            "SELECT e.gmail_message_id, t.gmail_thread_id, e.label_ids FROM emails e "
-            "JOIN email_threads t ON t.id = e.thread_id WHERE t.account_id = $1", service)
+            "SELECT e.gmail_message_id, t.gmail_thread_id, m.label_ids FROM emails e "
+            "JOIN email_threads t ON t.id = e.thread_id "
+            "JOIN delightbridge_sync.messages m ON m.email_id = e.id "
+            "WHERE t.account_id = $1", service)
         return {r["gmail_message_id"]: (r["gmail_thread_id"], sorted(r["label_ids"]))
                 for r in rows}
 
@@ -382,7 +384,9 @@ async def inject(world: World, events: list[tuple[float, str]], slots: list[Cons
 
 
 async def snapshot_tables(pool: asyncpg.Pool) -> tuple[list[Any], list[Any]]:
-    emails = await pool.fetch(f"SELECT {EMAIL_COLUMNS} FROM emails e ORDER BY e.id")
+    emails = await pool.fetch(f"SELECT {EMAIL_COLUMNS} FROM emails e "
+                              "LEFT JOIN delightbridge_sync.messages m ON m.email_id = e.id "
+                              "ORDER BY e.id")
     threads = await pool.fetch(f"SELECT {THREAD_COLUMNS} FROM email_threads t ORDER BY t.id")
     return [tuple(r) for r in emails], [tuple(r) for r in threads]
 
@@ -509,12 +513,13 @@ async def check_zero_drift(world: World, pool: asyncpg.Pool) -> None:
             "(SELECT 1 FROM emails e WHERE e.thread_id = t.id)")
         runs = Counter((r["trigger"], r["status"], r["fell_back_to_full"]) for r in
                        await pool.fetch("SELECT trigger, status, fell_back_to_full "
-                                        "FROM sync_runs"))
+                                        "FROM delightbridge_sync.runs"))
         print("  sync runs (trigger, status, fell back to full): "
               + ", ".join(f"{k} {v}" for k, v in sorted(runs.items())))
         if world.tally.history_shrinks:
             assert sum(v for (_, s, fb), v in runs.items() if fb and s == "succeeded") >= 1
-        assert not await pool.fetch("SELECT id FROM sync_runs WHERE status = 'running'")
+        assert not await pool.fetch(
+            "SELECT id FROM delightbridge_sync.runs WHERE status = 'running'")
 
         before = await snapshot_tables(pool)
         for service in world.services.values():

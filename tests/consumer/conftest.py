@@ -274,8 +274,10 @@ class Env:
 
     async def mirrored(self, service_id: str) -> dict[str, list[str]]:
         rows = await self.pool.fetch(
-            "SELECT e.gmail_message_id, e.label_ids FROM emails e "
-            "JOIN email_threads t ON t.id = e.thread_id WHERE t.account_id = $1", service_id)
+            "SELECT e.gmail_message_id, m.label_ids FROM emails e "
+            "JOIN email_threads t ON t.id = e.thread_id "
+            "JOIN delightbridge_sync.messages m ON m.email_id = e.id "
+            "WHERE t.account_id = $1", service_id)
         return {r["gmail_message_id"]: sorted(r["label_ids"]) for r in rows}
 
     def mailbox(self, address: str) -> dict[str, list[str]]:
@@ -291,7 +293,7 @@ class Env:
 
     async def sync_runs(self, service_id: str) -> list[asyncpg.Record]:
         return await self.pool.fetch(
-            "SELECT trigger, status, error_code FROM sync_runs WHERE account_id = $1 "
+            "SELECT trigger, status, error_code FROM delightbridge_sync.runs WHERE account_id = $1 "
             "ORDER BY started_at", service_id)
 
     def config(self, **overrides: Any) -> ConsumerConfig:

@@ -431,8 +431,11 @@ async def test_hostile_messages_never_crash_the_consumer_nor_come_back(env: Env)
     for service, address in SERVICES.items():
         await env.connect(service, address, messages=3, threads=2, watch=False)
     await env.pool.execute(
-        "INSERT INTO gmail_accounts (id, name, email, refresh_token, disconnected_reason) "
-        "VALUES ('service-fuzz-gone', 'Gone', $1, NULL, 'revoked')", GONE)
+        "INSERT INTO gmail_accounts (id, name, email) VALUES ('service-fuzz-gone', 'Gone', $1)",
+        GONE)
+    await env.pool.execute(
+        "INSERT INTO delightbridge_sync.services (account_id, disconnected_reason) "
+        "VALUES ('service-fuzz-gone', 'revoked')")
     loop = asyncio.get_running_loop()
     async with env.run() as running:
         fuzzer = Fuzzer(env, running, loop)
@@ -791,8 +794,11 @@ async def test_hostile_push_requests_are_4xx_never_5xx(env: Env, certs: CertsSer
     for service, address in SERVICES.items():
         await env.connect(service, address, messages=3, threads=2, watch=False)
     await env.pool.execute(
-        "INSERT INTO gmail_accounts (id, name, email, refresh_token, disconnected_reason) "
-        "VALUES ('service-fuzz-gone', 'Gone', $1, NULL, 'revoked')", GONE)
+        "INSERT INTO gmail_accounts (id, name, email) VALUES ('service-fuzz-gone', 'Gone', $1)",
+        GONE)
+    await env.pool.execute(
+        "INSERT INTO delightbridge_sync.services (account_id, disconnected_reason) "
+        "VALUES ('service-fuzz-gone', 'revoked')")
     impostor = SigningKey(kid=google_key.kid)  # the same key id, another private key
     loop = asyncio.get_running_loop()
     async with env.run(mode="push", push_audience=AUDIENCE, push_service_account=PUSH_ACCOUNT,

@@ -16,6 +16,7 @@ import pytest
 
 from syncengine.lock import LOCK_CLASS
 from tests.consumer.conftest import MAX_DELIVERY_ATTEMPTS, Env
+from tests.dbutil import service_state
 
 SERVICE, ADDRESS = "service-noji", "support@noji.example"
 
@@ -119,8 +120,10 @@ async def test_every_class_of_bad_input_is_acked_logged_and_counted(
         env: Env, caplog: pytest.LogCaptureFixture) -> None:
     await env.connect(SERVICE, ADDRESS, watch=False)
     await env.pool.execute(
-        "INSERT INTO gmail_accounts (id, name, email, refresh_token, disconnected_reason) "
-        "VALUES ('service-gone', 'Gone', 'gone@noji.example', NULL, 'revoked')")
+        "INSERT INTO gmail_accounts (id, name, email) "
+        "VALUES ('service-gone', 'Gone', 'gone@noji.example'); "
+        "INSERT INTO delightbridge_sync.services (account_id, disconnected_reason) "
+        "VALUES ('service-gone', 'revoked')")
     caplog.set_level(logging.INFO, logger="consumer")
     async with env.run() as running:
         sent = {await env.pubsub.send(data): expected for data, expected in BAD_INPUT}
@@ -156,8 +159,7 @@ async def test_a_service_whose_grant_was_revoked_is_acked_as_disconnected(env: E
         await running.recorder.wait_for(lambda r: len(r.outcomes) >= 1)
         (_, outcome), = running.recorder.outcomes
         assert (outcome.ack, outcome.status) == (True, "disconnected")
-    row = await env.pool.fetchrow(
-        "SELECT sync_state, disconnected_reason FROM gmail_accounts WHERE id = $1", SERVICE)
+    row = await service_state(env.pool, SERVICE)
     assert row["sync_state"] == "disconnected"
 
 

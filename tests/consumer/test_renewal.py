@@ -17,7 +17,8 @@ async def test_consumer_renews_watches_when_asked_and_counts_them(env: Env) -> N
                               outcome="renewed") == 1
     assert env.sim.active_watch("a@svc.example") is not None
     assert await env.pool.fetchval(
-        "SELECT watch_expires_at IS NOT NULL FROM gmail_accounts WHERE id = 'svc-a'")
+        "SELECT watch_expires_at IS NOT NULL FROM delightbridge_sync.services "
+        "WHERE account_id = 'svc-a'")
 
 
 async def test_renewal_is_off_by_default(env: Env) -> None:

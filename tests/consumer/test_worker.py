@@ -137,8 +137,9 @@ async def test_a_sync_outliving_the_grace_period_is_nacked_and_nothing_is_lost(
 async def test_the_sweep_syncs_stale_services_that_got_no_notification(env: Env) -> None:
     await env.connect("service-stale", "stale@noji.example", watch=False)
     await env.connect("service-fresh", "fresh@noji.example", watch=False)
-    await env.pool.execute("UPDATE gmail_accounts SET last_synced_at = now() - interval '11 min' "
-                           "WHERE id = 'service-stale'")
+    await env.pool.execute("UPDATE delightbridge_sync.services "
+                           "SET last_synced_at = now() - interval '11 min' "
+                           "WHERE account_id = 'service-stale'")
     lost = env.sim.deliver("stale@noji.example", subject="Notification dropped by Gmail")
     env.sim.deliver("fresh@noji.example", subject="Not stale yet")
     async with env.run(stale_after=600, sweep_interval=3600) as running:

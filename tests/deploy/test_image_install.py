@@ -365,9 +365,10 @@ def test_migrate_creates_the_tables_in_an_empty_database(
     async def tables(url: str) -> set[str]:
         conn = await asyncpg.connect(url)
         try:
-            rows = await conn.fetch("SELECT table_name FROM information_schema.tables "
-                                    "WHERE table_schema = 'public'")
-            return {r["table_name"] for r in rows}
+            rows = await conn.fetch("SELECT table_schema, table_name "
+                                    "FROM information_schema.tables "
+                                    "WHERE table_schema IN ('public', 'delightbridge_sync')")
+            return {f"{r['table_schema']}.{r['table_name']}" for r in rows}
         finally:
             await conn.close()
 
@@ -375,7 +376,8 @@ def test_migrate_creates_the_tables_in_an_empty_database(
 
     created = asyncio.run(tables(fresh_database))
     assert created == asyncio.run(tables(with_database(pg_admin_url, template_database)))
-    assert {"emails", "email_threads", "gmail_accounts", "sync_schema_migrations"} <= created
+    assert {"public.emails", "public.gmail_accounts", "public.service_sender_identities",
+            "delightbridge_sync.schema_migrations", "delightbridge_sync.runs"} <= created
     again = _run(image, "delightbridge", "migrate", env={"DATABASE_URL": fresh_database})
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.strip() == "schema is up to date"

@@ -27,9 +27,10 @@ def _expected_status(labels: set[str]) -> str:
 
 async def mirror_rows(pool: asyncpg.Pool, account_id: str) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        """SELECT e.*, t.gmail_thread_id, t.status::text AS thread_status,
+        """SELECT m.*, e.*, t.gmail_thread_id, t.status::text AS thread_status,
                   t.is_read AS thread_is_read, t.last_message_at
            FROM emails e JOIN email_threads t ON t.id = e.thread_id
+           LEFT JOIN delightbridge_sync.messages m ON m.email_id = e.id
            WHERE t.account_id = $1 ORDER BY e.id""", account_id)
     return [dict(r) for r in rows]
 
@@ -37,7 +38,8 @@ async def mirror_rows(pool: asyncpg.Pool, account_id: str) -> list[dict[str, Any
 async def mirror_digest(pool: asyncpg.Pool, account_id: str) -> str:
     """A hash of every stored column of the account's messages and threads."""
     emails = await pool.fetch(
-        """SELECT e.* FROM emails e JOIN email_threads t ON t.id = e.thread_id
+        """SELECT m.*, e.* FROM emails e JOIN email_threads t ON t.id = e.thread_id
+           LEFT JOIN delightbridge_sync.messages m ON m.email_id = e.id
            WHERE t.account_id = $1 ORDER BY e.id""", account_id)
     threads = await pool.fetch("SELECT * FROM email_threads WHERE account_id = $1 ORDER BY id",
                                account_id)

@@ -60,7 +60,8 @@ async def test_encrypt_tokens_seals_queued_watch_stops(setup: SyncSetup, db_url:
     code, out, err = await _cli(db_url, key)
     assert code == 0, err
     assert out.strip() == "encrypted the tokens of 0 service(s) and 1 queued watch stop(s)"
-    row = await setup.pool.fetchrow("SELECT access_token, refresh_token FROM sync_watch_stops")
+    row = await setup.pool.fetchrow(
+        "SELECT access_token, refresh_token FROM delightbridge_sync.watch_stops")
     assert crypto.is_encrypted(row["access_token"])
     assert crypto.is_encrypted(row["refresh_token"])
     config = EngineConfig.from_settings(engine_settings(setup.gmail, token_encryption_key=KEY),

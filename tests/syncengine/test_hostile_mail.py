@@ -54,7 +54,9 @@ async def test_hostile_messages_are_stored_best_effort(setup: SyncSetup) -> None
     assert result.messages_processed == stored
     rows = {r["gmail_message_id"]: r for r in await setup.pool.fetch(
         "SELECT gmail_message_id, subject, from_name, from_email, bcc_email, body, body_text, "
-        "attachments, parse_problems FROM emails WHERE gmail_message_id = ANY($1)",
+        "attachments, parse_problems FROM emails e "
+        "JOIN delightbridge_sync.messages m ON m.email_id = e.id "
+        "WHERE gmail_message_id = ANY($1)",
         list(ids.values()))}
     nested = rows[ids["nested"]]
     assert nested["body_text"].strip() == "the bottom"

@@ -15,6 +15,7 @@ import pytest
 from delightbridge.errors import ServiceNotConnected, SyncInProgress
 from gmailsim.calls import ApiRequest, ApiResponse
 from syncengine.lock import service_lock
+from tests.dbutil import service_state
 from tests.syncengine.conftest import SyncSetup
 from tests.syncengine.mirror import assert_mirror, mirror_digest
 
@@ -38,7 +39,8 @@ async def test_full_sync_of_2000_messages_equals_the_mailbox(setup: SyncSetup) -
                                            if not {"SPAM", "TRASH", "DRAFT"} & set(m.label_ids)})
     # The cursor is the profile's historyId read before listing.
     assert await _cursor(setup.pool, setup.account_id) == before == result.history_id
-    run = await setup.pool.fetchrow("SELECT * FROM sync_runs WHERE id = $1", result.run_id)
+    run = await setup.pool.fetchrow("SELECT * FROM delightbridge_sync.runs WHERE id = $1",
+                                    result.run_id)
     assert (run["status"], run["mode"], run["trigger"]) == ("succeeded", "full", "cli")
     assert run["messages_processed"] == stored
 
@@ -123,8 +125,9 @@ async def test_history_404_falls_back_to_a_full_sync_that_stores_a_fresh_cursor(
     setup.sim.deliver(setup.address)
     nxt = await setup.engine.sync(setup.account_id, trigger="notification")
     assert (nxt.mode, nxt.fell_back_to_full, nxt.messages_processed) == ("incremental", False, 1)
-    run = await setup.pool.fetchrow("SELECT mode, fell_back_to_full FROM sync_runs WHERE id = $1",
-                                    result.run_id)
+    run = await setup.pool.fetchrow(
+        "SELECT mode, fell_back_to_full FROM delightbridge_sync.runs WHERE id = $1",
+        result.run_id)
     assert dict(run) == {"mode": "full", "fell_back_to_full": True}
 
 
@@ -162,9 +165,7 @@ async def test_revoked_refresh_token_disconnects_the_service_and_keeps_its_data(
     setup.sim.deliver(setup.address)
     with pytest.raises(ServiceNotConnected, match="invalid_grant"):
         await setup.engine.sync(setup.account_id, trigger="notification")
-    row = await setup.pool.fetchrow(
-        "SELECT refresh_token, sync_state, disconnected_reason FROM gmail_accounts WHERE id=$1",
-        setup.account_id)
+    row = await service_state(setup.pool, setup.account_id)
     assert row["refresh_token"] is None
     assert row["sync_state"] == "disconnected"
     assert "invalid_grant" in row["disconnected_reason"]
@@ -174,7 +175,7 @@ async def test_revoked_refresh_token_disconnects_the_service_and_keeps_its_data(
     with pytest.raises(ServiceNotConnected):
         await setup.engine.sync(setup.account_id, trigger="poll")
     assert setup.sim.counters.calls("users.history.list") == calls
-    run = await setup.pool.fetchrow("SELECT status, error_code FROM sync_runs "
+    run = await setup.pool.fetchrow("SELECT status, error_code FROM delightbridge_sync.runs "
                                     "ORDER BY started_at DESC LIMIT 1")
     assert dict(run) == {"status": "failed", "error_code": "oauth_refused"}
 

@@ -11,6 +11,7 @@ from delightbridge.errors import GmailError
 from syncengine import crypto
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.gmail.retry import FAST_POLICY
+from tests.dbutil import service_state
 from tests.syncengine.conftest import SyncSetup, engine_settings
 from tests.syncengine.mirror import assert_mirror
 
@@ -28,9 +29,7 @@ async def test_tokens_are_sealed_at_rest_and_read_either_way(setup: SyncSetup) -
     config = EngineConfig.from_settings(settings, retry=FAST_POLICY, units_per_second=1e6)
     async with SyncEngine.open(setup.pool, config) as engine:
         await engine.sync(setup.account_id, mode="full", trigger="cli")
-    row = await setup.pool.fetchrow(
-        "SELECT access_token, access_token_expires_at FROM gmail_accounts WHERE id = $1",
-        setup.account_id)
+    row = await service_state(setup.pool, setup.account_id)
     assert row["access_token"].startswith(crypto.PREFIX)
     assert row["access_token_expires_at"] is not None
     # Without the key an encrypted token is a clear error, not garbage sent to Google.
@@ -70,14 +69,12 @@ async def test_an_error_retrying_cannot_fix_surfaces_at_once(setup: SyncSetup) -
         await setup.engine.sync(setup.account_id, trigger="poll")
     assert type(caught.value) is GmailError
     assert setup.sim.counters.calls("users.history.list") == calls + 1  # no retry
-    state = await setup.pool.fetchrow("SELECT sync_state, last_sync_error FROM gmail_accounts "
-                                      "WHERE id = $1", setup.account_id)
+    state = await service_state(setup.pool, setup.account_id)
     assert state["sync_state"] == "error"
     assert "400" in state["last_sync_error"]
     # The next sync succeeds and clears the error.
     await setup.engine.sync(setup.account_id, trigger="poll")
-    assert await setup.pool.fetchval("SELECT sync_state FROM gmail_accounts WHERE id = $1",
-                                     setup.account_id) == "connected"
+    assert (await service_state(setup.pool, setup.account_id))["sync_state"] == "connected"
 
 
 async def test_pacing_keeps_a_full_sync_under_gmails_quota(

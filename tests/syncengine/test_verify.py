@@ -35,10 +35,15 @@ async def _damage(setup: SyncSetup, ids: list[str]) -> dict[str, str]:
     """Break the mirror the ways a buggy writer could."""
     pool = setup.pool
     await pool.execute("DELETE FROM emails WHERE gmail_message_id = $1", ids[0])
-    await pool.execute("UPDATE emails SET label_ids = array_append(label_ids, 'STARRED') "
-                       "WHERE gmail_message_id = $1", ids[1])
-    await pool.execute("UPDATE emails SET content_hash = 'bogus', body = '<p>edited</p>' "
-                       "WHERE gmail_message_id = $1", ids[2])
+    await pool.execute("UPDATE delightbridge_sync.messages "
+                       "SET label_ids = array_append(label_ids, 'STARRED') "
+                       "WHERE email_id = (SELECT id FROM emails WHERE gmail_message_id = $1)",
+                       ids[1])
+    await pool.execute("UPDATE delightbridge_sync.messages SET content_hash = 'bogus' "
+                       "WHERE email_id = (SELECT id FROM emails WHERE gmail_message_id = $1)",
+                       ids[2])
+    await pool.execute("UPDATE emails SET body = '<p>edited</p>' WHERE gmail_message_id = $1",
+                       ids[2])
     thread = await pool.fetchval("SELECT thread_id FROM emails WHERE gmail_message_id = $1",
                                  ids[3])
     await pool.execute(
@@ -90,7 +95,7 @@ async def test_verify_command_exit_codes_and_repair(setup: SyncSetup, db_url: st
     assert code == 0, out
     assert "repaired by an incremental sync" in out
     await assert_mirror(setup.pool, setup.account_id, setup.sim.snapshot(setup.address))
-    run = await setup.pool.fetchrow("SELECT trigger, mode, status FROM sync_runs "
+    run = await setup.pool.fetchrow("SELECT trigger, mode, status FROM delightbridge_sync.runs "
                                     "ORDER BY started_at DESC LIMIT 1")
     assert dict(run) == {"trigger": "repair", "mode": "incremental", "status": "succeeded"}
     code, out = await _verify_cli(setup, db_url, setup.account_id, "--deep")

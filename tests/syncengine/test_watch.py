@@ -15,6 +15,7 @@ from delightbridge.settings import variable_names
 from gmailsim.errors import GmailError as SimError
 from syncengine import watch
 from syncengine.watch import WatchSettings, renew_all, renewal_due
+from tests.dbutil import service_state
 from tests.syncengine.conftest import SyncSetup, add_service
 
 TOPIC = WatchSettings("projects/delightbridge-local/topics/gmail-push")
@@ -62,7 +63,8 @@ async def test_thirty_simulated_days_and_no_watch_ever_lapses(setup: SyncSetup) 
         renewals += len(report.renewed)
     # About once a day per service: not every run, not never.
     assert 2 * 25 <= renewals <= 2 * 35
-    rows = await setup.pool.fetch("SELECT watch_expires_at, watch_error FROM gmail_accounts")
+    rows = await setup.pool.fetch(
+        "SELECT watch_expires_at, watch_error FROM delightbridge_sync.services")
     assert all(r["watch_expires_at"] > _sim_now(setup) + timedelta(days=5) for r in rows)
     assert all(r["watch_error"] is None for r in rows)
 
@@ -86,7 +88,8 @@ async def test_failures_are_recorded_and_surface(setup: SyncSetup, db_url: str) 
     setup.sim.faults.fail_next("users.watch", error=_not_configured())
     report = await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
     assert list(report.failed) == ["svc-noji"]
-    row = await setup.pool.fetchrow("SELECT watch_error, watch_expires_at FROM gmail_accounts")
+    row = await setup.pool.fetchrow(
+        "SELECT watch_error, watch_expires_at FROM delightbridge_sync.services")
     assert row["watch_error"]
     assert row["watch_expires_at"] is None
     # The command exits non-zero when a watch could not be renewed.
@@ -106,19 +109,20 @@ async def test_failures_are_recorded_and_surface(setup: SyncSetup, db_url: str) 
     # Once Gmail accepts again, the error clears.
     report = await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
     assert report.renewed == ["svc-noji"]
-    assert await setup.pool.fetchval("SELECT watch_error FROM gmail_accounts") is None
+    assert await setup.pool.fetchval("SELECT watch_error FROM delightbridge_sync.services") is None
 
 
 async def test_revoked_token_disconnects_and_stop_clears_the_watch(setup: SyncSetup) -> None:
     await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
     await watch.stop(setup.engine, "svc-noji")
     assert setup.sim.active_watch(setup.address) is None
-    assert await setup.pool.fetchval("SELECT watch_expires_at FROM gmail_accounts") is None
+    assert await setup.pool.fetchval(
+        "SELECT watch_expires_at FROM delightbridge_sync.services") is None
     setup.sim.revoke_refresh_token(setup.address)
     setup.sim.expire_access_tokens(setup.address)
     report = await renew_all(setup.engine, TOPIC, now=_sim_now(setup))
     assert "invalid_grant" in report.failed["svc-noji"]
-    assert await setup.pool.fetchval("SELECT sync_state FROM gmail_accounts") == "disconnected"
+    assert (await service_state(setup.pool, "svc-noji"))["sync_state"] == "disconnected"
     with pytest.raises(ServiceNotConnected):
         await watch.renew(setup.engine, "svc-noji", TOPIC)
 
@@ -128,7 +132,8 @@ async def test_a_sync_running_through_a_disconnect_stores_no_token(setup: SyncSe
     access token is not written back to the disconnected service."""
     client = setup.engine.client_for(await setup.engine.service(setup.account_id))
     assert await setup.engine.pool.fetchval(
-        "SELECT id FROM sync_watch_stops WHERE account_id = $1", setup.account_id) is None
+        "SELECT id FROM delightbridge_sync.watch_stops WHERE account_id = $1",
+        setup.account_id) is None
     await setup.engine.pool.fetchval(query("watch_disconnect"), setup.account_id, "test")
     setup.sim.expire_access_tokens(setup.address)
     await client.list_threads()  # 401, refresh, persist (refused by the guard)
