@@ -72,12 +72,13 @@ def without_service_trigger(catalog: dict[str, list[dict[str, Any]]]
     return {**catalog, "triggers": triggers}
 
 
-async def load_reference(conn: asyncpg.Connection, *, rows: bool = True) -> None:
-    """The web app's schema as its tool creates it, with or without its sample rows."""
-    sql = REFERENCE_SCHEMA.read_text(encoding="utf-8")
-    if not rows:
-        sql = sql.split("-- A small population", 1)[0]
-    await conn.execute(sql)
+async def load_reference(conn: asyncpg.Connection, *, tables: bool = True,
+                         rows: bool = True) -> None:
+    """The reference file: the web app's tables as its tool creates them, its sample rows,
+    or both."""
+    tables_sql, rows_sql = REFERENCE_SCHEMA.read_text(encoding="utf-8").split(
+        "-- A small population", 1)
+    await conn.execute((tables_sql if tables else "") + ("--" + rows_sql if rows else ""))
 
 
 async def table_rows(conn: asyncpg.Connection, table: str) -> list[dict[str, Any]]:
