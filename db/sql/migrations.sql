@@ -1,8 +1,16 @@
 -- Schema migration bookkeeping (db/migrate.py), in the service's own schema.
 -- Named, parameterised statements ($1…), loaded by db/queries.py.
 
+-- Only when missing: a service role whose schema its owner created beforehand (see
+-- deploy/service-role.sql) needs no CREATE right on the database.
 -- name: migrations_create_schema
-CREATE SCHEMA IF NOT EXISTS delightbridge_sync
+DO $$
+BEGIN
+    IF to_regnamespace('delightbridge_sync') IS NULL THEN
+        CREATE SCHEMA delightbridge_sync;
+    END IF;
+END
+$$
 
 -- name: migrations_create_table
 CREATE TABLE IF NOT EXISTS delightbridge_sync.schema_migrations (
