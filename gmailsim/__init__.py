@@ -16,11 +16,11 @@ OAuth, push notifications and the ``/_sim`` control API::
         truth = sim.snapshot(mailbox.address)            # what the database must hold
 
 Modules, one concept each: ``model`` (mailbox, history), ``history`` (history.list),
-``resources`` (Message/Thread JSON, list methods), ``query`` (``q``), ``mime``
-(deterministic messages), ``payload`` (MIME to Gmail parts), ``seeding``, ``snapshot``,
-``watch``, ``oauth``, ``quota``, ``faults``, ``counters``, ``clock``, ``ids``, ``calls`` /
-``methods`` / ``api`` (the HTTP pipeline), ``batch``, ``push``, ``control``, ``server``,
-``cli``.
+``resources`` (Message/Thread JSON, list methods), ``sendas`` (send-as identities),
+``query`` (``q``), ``mime`` (deterministic messages), ``payload`` (MIME to Gmail parts),
+``seeding``, ``snapshot``, ``watch``, ``oauth``, ``quota``, ``faults``, ``counters``,
+``clock``, ``ids``, ``calls`` / ``methods`` / ``api`` (the HTTP pipeline), ``batch``,
+``push``, ``control``, ``server``, ``cli``.
 """
 
 from gmailsim.clock import Clock
@@ -37,6 +37,7 @@ from gmailsim.simulator import (
     Simulator,
     UnknownMailbox,
     UnknownMessage,
+    UnknownSendAs,
 )
 
 __all__ = [
@@ -55,4 +56,5 @@ __all__ = [
     "Simulator",
     "UnknownMailbox",
     "UnknownMessage",
+    "UnknownSendAs",
 ]

@@ -24,7 +24,7 @@ from gmailsim import errors, methods
 from gmailsim.calls import ApiRequest, ApiResponse, Call, Params, error_response, json_response
 from gmailsim.errors import GmailError
 from gmailsim.fields import apply_fields, parse_fields
-from gmailsim.methods import DELETE_SCOPES, MODIFY_SCOPES, READ_SCOPES
+from gmailsim.methods import DELETE_SCOPES, MODIFY_SCOPES, READ_SCOPES, SETTINGS_READ_SCOPES
 from gmailsim.model import MailboxState
 from gmailsim.oauth import AccessToken
 from gmailsim.simulator import Simulator
@@ -96,6 +96,8 @@ class GmailApi:
                    get_params),
             _route("users.history.list", "GET", "/history", methods.history_list,
                    ("startHistoryId", "historyTypes", "labelId", "maxResults", "pageToken")),
+            _route("users.settings.sendAs.list", "GET", "/settings/sendAs",
+                   methods.send_as_list, scopes=SETTINGS_READ_SCOPES),
         )
 
     async def _watch(self, call: Call) -> dict[str, Any]:

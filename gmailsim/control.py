@@ -9,6 +9,9 @@ GET      ``/mailboxes``                                                ``sim.add
 POST     ``/mailboxes`` ``{address, name?}``                           ``create_mailbox``
 POST     ``/mailboxes/{a}/seed`` ``{messages, threads, seed?}``        ``seed``
 POST     ``/mailboxes/{a}/labels`` ``{name}``                          ``create_label``
+GET      ``/mailboxes/{a}/send-as``                                    ``send_as``
+POST     ``/mailboxes/{a}/send-as`` ``{sendAsEmail, ...}``             ``add_send_as``
+DELETE   ``/mailboxes/{a}/send-as/{email}``                            ``remove_send_as``
 POST     ``/mailboxes/{a}/deliver`` ``{threadId?, sender?, ...}``      ``deliver``
 POST     ``/mailboxes/{a}/threads/{t}/reply`` ``{text?, html?}``       ``reply``
 POST     ``/mailboxes/{a}/threads/{t}/draft`` ``{text?, html?}``       ``draft``
@@ -32,7 +35,14 @@ GET      ``/counters``; POST ``/counters/reset``                       ``sim.cou
 GET      ``/notifications``; PUT ``/push`` ``{endpoint, subscription}`` ``notifier.deliveries``
 =======  ===========================================================  =========================
 
-Errors answer ``{"error": "..."}`` with 404 (unknown mailbox or message) or 400.
+Errors answer ``{"error": "..."}`` with 404 (unknown mailbox, message or send-as address)
+or 400.
+
+``POST /send-as`` takes the ``SendAs`` member names: ``sendAsEmail`` (required),
+``displayName``, ``replyToAddress``, ``signature`` (strings), ``isDefault``,
+``treatAsAlias`` (booleans) and ``verificationStatus`` (``accepted``, the default, or
+``pending``); it answers the new alias's ``SendAs`` JSON. ``GET`` answers ``{"sendAs": [...]}``, as
+``users.settings.sendAs.list`` does.
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ from aiohttp import web
 from gmailsim.mime import AttachmentSpec
 from gmailsim.oauth import DEFAULT_SCOPES
 from gmailsim.push import Notifier
-from gmailsim.simulator import Simulator, UnknownMailbox, UnknownMessage
+from gmailsim.simulator import Simulator, UnknownMailbox, UnknownMessage, UnknownSendAs
 
 Handler = Callable[[web.Request], Awaitable[Any]]
 
@@ -55,7 +65,7 @@ def _wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def run(request: web.Request) -> web.Response:
         try:
             result = await handler(request)
-        except (UnknownMailbox, UnknownMessage) as exc:
+        except (UnknownMailbox, UnknownMessage, UnknownSendAs) as exc:
             return web.json_response({"error": f"not found: {exc.args[0]}"}, status=404)
         except (ValueError, TypeError, KeyError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
@@ -113,6 +123,26 @@ class _Control:
     async def label(self, request: web.Request) -> Any:
         body = await _body(request)
         return {"id": self.sim.create_label(request.match_info["address"], str(body["name"]))}
+
+    async def send_as(self, request: web.Request) -> Any:
+        return {"sendAs": self.sim.send_as(request.match_info["address"])}
+
+    async def add_send_as(self, request: web.Request) -> Any:
+        body = await _body(request)
+        unknown = set(body) - _SEND_AS_FIELDS
+        if unknown:
+            raise ValueError(f"unknown send-as field {sorted(unknown)[0]!r}")
+        return self.sim.add_send_as(
+            request.match_info["address"], _text(body, "sendAsEmail", required=True),
+            display_name=_text(body, "displayName"), reply_to=_text(body, "replyToAddress"),
+            signature=_text(body, "signature"),
+            is_default=_flag(body, "isDefault", False),
+            treat_as_alias=_flag(body, "treatAsAlias", True),
+            verification_status=_text(body, "verificationStatus") or "accepted")
+
+    async def remove_send_as(self, request: web.Request) -> Any:
+        info = request.match_info
+        self.sim.remove_send_as(info["address"], info["email"])
 
     async def deliver(self, request: web.Request) -> Any:
         body = await _body(request)
@@ -270,6 +300,9 @@ def add_routes(app: web.Application, root: str, sim: Simulator, notifier: Notifi
         ("POST", root + "/mailboxes", c.create),
         ("POST", mb + "/seed", c.seed),
         ("POST", mb + "/labels", c.label),
+        ("GET", mb + "/send-as", c.send_as),
+        ("POST", mb + "/send-as", c.add_send_as),
+        ("DELETE", mb + "/send-as/{email}", c.remove_send_as),
         ("POST", mb + "/deliver", c.deliver),
         ("POST", mb + "/threads/{thread}/reply", c.reply),
         ("POST", mb + "/threads/{thread}/draft", c.draft),
@@ -330,6 +363,28 @@ _SETTINGS: dict[str, tuple[Callable[[Simulator], Any], Callable[[Simulator, Any]
         lambda s: s.watch_ttl_seconds,
         lambda s, v: setattr(s, "watch_ttl_seconds", float(v))),
 }
+
+
+_SEND_AS_FIELDS = frozenset({"sendAsEmail", "displayName", "replyToAddress", "signature",
+                             "isDefault", "treatAsAlias", "verificationStatus"})
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool = False) -> str:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"{key} is required")
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string")
+    return value
+
+
+def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false")
+    return value
 
 
 def _unb64(value: str) -> bytes:

@@ -15,7 +15,14 @@ from gmailsim import labels as L
 from gmailsim.calls import Call
 from gmailsim.errors import GmailError
 from gmailsim.history import HISTORY_TYPES, list_history
-from gmailsim.oauth import GMAIL_METADATA, GMAIL_MODIFY, GMAIL_READONLY, MAIL_GOOGLE, AccessToken
+from gmailsim.oauth import (
+    GMAIL_METADATA,
+    GMAIL_MODIFY,
+    GMAIL_READONLY,
+    GMAIL_SETTINGS_BASIC,
+    MAIL_GOOGLE,
+    AccessToken,
+)
 from gmailsim.payload import b64url
 from gmailsim.resources import (
     FORMATS,
@@ -29,6 +36,8 @@ from gmailsim.simulator import Simulator
 READ_SCOPES = frozenset({MAIL_GOOGLE, GMAIL_MODIFY, GMAIL_READONLY, GMAIL_METADATA})
 MODIFY_SCOPES = frozenset({MAIL_GOOGLE, GMAIL_MODIFY})
 DELETE_SCOPES = frozenset({MAIL_GOOGLE})
+SETTINGS_READ_SCOPES = frozenset({MAIL_GOOGLE, GMAIL_MODIFY, GMAIL_READONLY,
+                                  GMAIL_SETTINGS_BASIC})
 _HEX_ID = re.compile(r"^[0-9a-fA-F]{1,16}$")
 _TOPIC = re.compile(r"^projects/[^/]+/topics/[^/]+$")
 
@@ -95,6 +104,10 @@ def labels_get(call: Call) -> dict[str, Any]:
         threadsUnread=len({m.thread_id for m in unread}),
     )
     return resource
+
+
+def send_as_list(call: Call) -> dict[str, Any]:
+    return {"sendAs": call.state.send_as.resources()}
 
 
 def messages_list(call: Call) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""One mailbox: messages, threads, labels, the history id and the history log.
+"""One mailbox: messages, threads, labels, send-as identities, the history id and the
+history log.
 
 Every mutation appends exactly the history record Gmail would and stamps the
 touched message (and its thread) with that record's id:
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from gmailsim import labels as L
 from gmailsim.mime import GeneratedMessage
 from gmailsim.payload import ParsedMessage
+from gmailsim.sendas import SendAsSettings
 from gmailsim.watch import Watch
 
 
@@ -92,6 +94,7 @@ class MailboxState:
         self.threads: dict[str, Thread] = {}
         self.user_labels: dict[str, L.UserLabel] = {}
         self.watch: Watch | None = None
+        self.send_as = SendAsSettings(address, name or "")
         self._label_serial = 0
 
     # --- labels --------------------------------------------------------------------

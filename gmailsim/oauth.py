@@ -31,6 +31,7 @@ from gmailsim.clock import Clock
 GMAIL_MODIFY = "https://www.googleapis.com/auth/gmail.modify"
 GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
 GMAIL_METADATA = "https://www.googleapis.com/auth/gmail.metadata"
+GMAIL_SETTINGS_BASIC = "https://www.googleapis.com/auth/gmail.settings.basic"
 MAIL_GOOGLE = "https://mail.google.com/"
 DEFAULT_SCOPES: tuple[str, ...] = (GMAIL_MODIFY,)
 _ID_TOKEN_SCOPES = frozenset({"openid", "email", "https://www.googleapis.com/auth/userinfo.email"})

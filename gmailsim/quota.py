@@ -37,6 +37,7 @@ METHOD_COSTS: dict[str, int] = {
     "users.threads.list": 10,
     "users.threads.get": 10,
     "users.history.list": 2,
+    "users.settings.sendAs.list": 1,
 }
 
 ExceededResponse = Literal["429", "403-user", "403-rate"]

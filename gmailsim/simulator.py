@@ -39,6 +39,7 @@ from gmailsim.oauth import DEFAULT_SCOPES, TokenStore
 from gmailsim.payload import DEFAULT_LARGE_BODY_THRESHOLD, AttachmentIds, parse
 from gmailsim.quota import QuotaConfig, QuotaTracker
 from gmailsim.seeding import plan_seed, reply_subject, seed_labels, unicode_subject
+from gmailsim.sendas import UnknownSendAs
 from gmailsim.snapshot import MailboxSnapshot, MessageSnapshot, message_snapshot
 from gmailsim.watch import ChangeEvent, Watch, passes_filter
 
@@ -175,6 +176,38 @@ class Simulator:
         """A user label (or the existing one with that name); returns its id."""
         with self.lock:
             return self.state(address).create_label(name).id
+
+    # --- send-as identities (users.settings.sendAs) -------------------------------------
+
+    def add_send_as(self, address: str, email: str, *, display_name: str = "",
+                    is_default: bool = False, treat_as_alias: bool = True,
+                    verification_status: str = "accepted", reply_to: str = "",
+                    signature: str = "") -> dict[str, Any]:
+        """Add a custom "from" alias to the mailbox; its ``SendAs`` JSON.
+
+        ``is_default`` makes it the default address (clearing ``isDefault`` on the
+        others); only an ``accepted`` alias can be the default. ValueError for a bad
+        or already present address or an unknown ``verification_status``.
+        """
+        with self.lock:
+            return self.state(address).send_as.add(
+                email, display_name=display_name, is_default=is_default,
+                treat_as_alias=treat_as_alias, verification_status=verification_status,
+                reply_to=reply_to, signature=signature).resource()
+
+    def remove_send_as(self, address: str, email: str) -> None:
+        """Remove an alias (the primary address gets the default back if the alias had it).
+
+        ValueError for the primary address; :class:`UnknownSendAs` for an address the
+        mailbox does not have.
+        """
+        with self.lock:
+            self.state(address).send_as.remove(email)
+
+    def send_as(self, address: str) -> list[dict[str, Any]]:
+        """The mailbox's send-as identities as ``users.settings.sendAs.list`` lists them."""
+        with self.lock:
+            return self.state(address).send_as.resources()
 
     # --- tokens ----------------------------------------------------------------------
 
@@ -580,4 +613,5 @@ __all__ = [
     "Simulator",
     "UnknownMailbox",
     "UnknownMessage",
+    "UnknownSendAs",
 ]

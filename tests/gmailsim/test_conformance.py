@@ -605,3 +605,28 @@ async def test_userid_of_another_mailbox_is_refused(seeded: tuple[GmailSim, str]
     exc = await asyncio.to_thread(work)
     assert exc.resp.status == 403
     validate_error(error_of(exc), 403, "forbidden")
+
+
+async def test_settings_send_as_list(seeded: tuple[GmailSim, str]) -> None:
+    g, token = seeded
+    g.sim.add_send_as(ADDRESS, "help@example.org", display_name="Help desk",
+                      signature="<div>Help desk</div>", is_default=True)
+    g.sim.add_send_as(ADDRESS, "sales@example.org", treat_as_alias=False,
+                      verification_status="pending", reply_to="sales-replies@example.org")
+
+    def work() -> Any:
+        send_as = g.service(token).users().settings().sendAs()
+        return run("gmail.users.settings.sendAs.list", send_as.list(userId="me"))
+
+    body = await asyncio.to_thread(work)
+    assert body == {"sendAs": [
+        {"sendAsEmail": ADDRESS, "displayName": "Support", "replyToAddress": "",
+         "signature": "", "isPrimary": True},
+        {"sendAsEmail": "help@example.org", "displayName": "Help desk",
+         "signature": "<div>Help desk</div>", "isDefault": True, "treatAsAlias": True,
+         "verificationStatus": "accepted"},
+        {"sendAsEmail": "sales@example.org", "replyToAddress": "sales-replies@example.org",
+         "verificationStatus": "pending"},
+    ]}
+    assert g.sim.counters.get("users.settings.sendAs.list").to_dict() == {
+        "calls": 1, "units": 1, "errors": {}}
