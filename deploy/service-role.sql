@@ -14,12 +14,13 @@
 -- * own its schema, delightbridge_sync, where the service keeps everything of its own;
 -- * in schema public, which the web app owns and deploys: read the users and, where the
 --   web app keeps them, Auth.js database sessions; read services and write only their
---   tokens and Gmail cursor; write threads and messages; reference services and messages
---   from its own tables; keep one trigger on gmail_accounts (queueing the watch stop of a
---   service the web app deletes).
--- It cannot create, alter or drop anything in public, nor touch drafts, categories,
--- members or anything else the agents own: a thread it deletes takes its draft along
--- only through the web app's own foreign key.
+--   tokens, Gmail cursor and (for a placeholder service being connected) address; write
+--   threads, messages and the services' sender identities; read drafts and sends in
+--   flight, so that it never deletes a thread holding them; reference services and
+--   messages from its own tables; keep one trigger on gmail_accounts (queueing the watch
+--   stop of a service the web app deletes).
+-- It cannot create, alter or drop anything in public, nor change drafts, categories,
+-- members or anything else the agents own.
 
 DO $$
 BEGIN
@@ -40,7 +41,10 @@ $$;
 GRANT USAGE ON SCHEMA public TO delightbridge_sync_svc;
 GRANT SELECT ON public.users TO delightbridge_sync_svc;
 GRANT SELECT, REFERENCES, TRIGGER ON public.gmail_accounts TO delightbridge_sync_svc;
-GRANT UPDATE (access_token, refresh_token, last_history_id)
+GRANT UPDATE (access_token, refresh_token, last_history_id, email)
     ON public.gmail_accounts TO delightbridge_sync_svc;
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.email_threads TO delightbridge_sync_svc;
 GRANT SELECT, INSERT, UPDATE, DELETE, REFERENCES ON public.emails TO delightbridge_sync_svc;
+GRANT SELECT, INSERT, UPDATE, DELETE
+    ON public.service_sender_identities TO delightbridge_sync_svc;
+GRANT SELECT ON public.drafts, public.send_outbox TO delightbridge_sync_svc;

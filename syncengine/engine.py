@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import aiohttp
@@ -84,6 +84,7 @@ class ServiceRow:
     stored_refresh_token: str  # as the row holds it (maybe sealed), to clear exactly it
     access_token: AccessToken | None
     last_history_id: int | None
+    adopted: bool = True  # this service has run a full sync of it (see _sync_mode)
 
 
 class SyncEngine:
@@ -159,6 +160,14 @@ class SyncEngine:
     async def _sync_mode(self, ctx: SyncContext, service: ServiceRow, run: Run) -> None:
         if run.mode == "incremental" and service.last_history_id is None:
             run.mode, run.fell_back_to_full = "full", True
+        if run.mode == "incremental" and not service.adopted and await self.pool.fetchval(
+                query("sync_has_unknown_messages"), service.id):
+            # Taking over from the web app's own sync: its rows carry no labels here, so
+            # threads would keep their statuses only as the web app last saw them. A full
+            # sync reconciles every row with Gmail first (once: it marks the service).
+            log.info("adopting rows written by the web app: a full sync first", extra={
+                "action": "sync.adopt", "service": service.id})
+            run.mode, run.fell_back_to_full = "full", True
         if run.mode == "incremental":
             assert service.last_history_id is not None
             try:
@@ -204,10 +213,11 @@ class SyncEngine:
         if not row["refresh_token"]:
             raise ServiceNotConnected(service_id, row["disconnected_reason"])
         cursor = row["last_history_id"]
-        return self.service_from_tokens(
+        service = self.service_from_tokens(
             service_id, row["email"], row["refresh_token"], row["access_token"],
             row["access_token_expires_at"],
             last_history_id=int(cursor) if cursor and cursor.isdigit() else None)
+        return replace(service, adopted=row["last_full_sync_at"] is not None)
 
     def service_from_tokens(self, service_id: str, email: str, refresh_token: str,
                             access_token: str | None, access_expires_at: datetime | None,

@@ -57,6 +57,9 @@ __all__ = [
 EXCLUDED_LABELS: Final = frozenset({"SPAM", "TRASH", "DRAFT"})
 """Messages carrying any of these labels are not mirrored."""
 
+UNKNOWN_SENDER: Final = "unknown@example.com"
+"""``emails.from_email`` of a message without a sender address (the web app's value)."""
+
 MAX_DEPTH: Final = 100
 """Parts nested deeper than this are not read (real mail nests a handful of levels)."""
 MAX_PARTS: Final = 5000
@@ -164,6 +167,8 @@ class ParsedMessage:
     bcc: tuple[Address, ...]
     reply_to: tuple[Address, ...]
     date_header: datetime | None  # UTC, naive
+    to_header: str | None  # the To header as written: unfolded, trimmed; None when absent
+    cc_header: str | None
     rfc_message_id: str | None
     in_reply_to: str | None
     references: str | None
@@ -175,10 +180,14 @@ class ParsedMessage:
     content_hash: str
     missing_body_parts: tuple[BodyPartRef, ...] = field(default=())
 
-    # The web app's columns, rendered.
+    mailbox: str = ""  # the mailbox's own address, lower-cased
+
+    # The web app's columns, by the web app's rules.
     @property
     def from_email(self) -> str:
-        return self.sender.email
+        """``emails.from_email`` (NOT NULL): the sender's address, else the web app's
+        placeholder for a sender without one."""
+        return self.sender.email or UNKNOWN_SENDER
 
     @property
     def from_name(self) -> str:
@@ -187,7 +196,9 @@ class ParsedMessage:
 
     @property
     def to_email(self) -> str:
-        return render_addresses(self.to)
+        """``emails.to_email`` (NOT NULL): one address, the first of To; the mailbox's own
+        when To has none."""
+        return self.to[0].email if self.to else self.mailbox
 
     @property
     def cc_email(self) -> str:
@@ -366,6 +377,18 @@ def _parse_date_header(value: str | None, problems: _Problems) -> datetime | Non
         problems.add(f"unreadable Date header {clean_line(value)[:80]!r}")
         return None
     return parsed
+
+
+_FOLD = re.compile(r"\r?\n[ \t]*")
+
+
+def _as_written(value: str | None) -> str | None:
+    """A header value as written (not decoded): each line break with the whitespace
+    after it becomes one space (the web app's unfolding), control characters go, and
+    the ends are trimmed; ``None`` when absent or blank."""
+    if value is None:
+        return None
+    return clean_line(_FOLD.sub(" ", value)) or None
 
 
 def _message_ids(value: str | None) -> str | None:
@@ -692,7 +715,7 @@ def parse_message(
     )
     internal_date = _internal_date(resource.get("internalDate"), date_header, problems)
 
-    mailbox = mailbox_address.strip().lower()
+    mailbox = clean_line(mailbox_address).lower()
     outbound = "SENT" in label_ids or (bool(sender.email) and sender.email == mailbox)
     return ParsedMessage(
         gmail_message_id=message_id,
@@ -709,6 +732,8 @@ def parse_message(
         bcc=bcc,
         reply_to=reply_to,
         date_header=date_header,
+        to_header=_as_written(headers.get("To")),
+        cc_header=_as_written(headers.get("Cc")),
         rfc_message_id=_message_ids(headers.get("Message-ID")),
         in_reply_to=_message_ids(headers.get("In-Reply-To")),
         references=_message_ids(headers.get("References")),
@@ -719,4 +744,5 @@ def parse_message(
         problems=problems.result(),
         content_hash=_content_hash(body_html, body_text, attachments),
         missing_body_parts=missing,
+        mailbox=mailbox,
     )

@@ -18,21 +18,23 @@ from datetime import datetime
 from db.queries import query
 from db.types import Connection
 from syncengine.parse import ParsedMessage
-from syncengine.threads import email_row_id, summarize_thread
+from syncengine.threads import SenderIdentity, email_row_id, summarize_thread
 
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """An ``emails`` row as ``summarize_thread`` reads it."""
+    """An ``emails`` row (and its sync metadata, if any) as ``summarize_thread`` reads it."""
 
     gmail_message_id: str
     internal_date: datetime
-    label_ids: Sequence[str]
+    label_ids: Sequence[str] | None  # None: written by the web app, labels unknown
     subject: str | None
     from_email: str
     from_name: str
     to_email: str
     direction: str
+    to_header: str | None
+    cc_header: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ async def store_messages(
     columns = _email_columns(account_id, thread_ids, messages)
     written = await conn.fetch(query("sync_emails_upsert"), *columns, account_id, run_id)
     touched = frozenset(thread_ids.values())
-    await refresh_threads(conn, mailbox, touched)
+    await refresh_threads(conn, account_id, mailbox, touched)
     # A row of another service with the same Gmail id is left alone (the upsert's WHERE)
     # and not returned: such a message is not this account's afterwards, a conflict.
     return WriteResult(written=len(written), conflicts=len(messages) - len(written),
@@ -71,14 +73,14 @@ async def store_messages(
 
 def _email_columns(account_id: str, thread_ids: dict[str, str],
                    messages: Sequence[ParsedMessage]) -> list[list[object]]:
-    """The upsert's first 24 parameters: one list per column, in its order."""
+    """The upsert's first 26 parameters: one list per column, in its order."""
     rows = [(
         email_row_id(account_id, m.gmail_message_id), thread_ids[m.gmail_thread_id],
         m.gmail_message_id, m.rfc_message_id, m.in_reply_to, m.references, m.from_email,
         m.from_name, m.to_email, m.body_html, m.direction, m.sent_at, m.subject, m.cc_email,
         m.bcc_email, m.reply_to_email, m.body_text, m.snippet, json.dumps(list(m.label_ids)),
         json.dumps(m.attachments_json), m.history_id, m.size_estimate, m.content_hash,
-        json.dumps(list(m.problems)),
+        json.dumps(list(m.problems)), m.to_header, m.cc_header,
     ) for m in messages]
     return [list(column) for column in zip(*rows, strict=True)]
 
@@ -91,7 +93,7 @@ async def delete_messages(conn: Connection, account_id: str, mailbox: str,
         return 0, frozenset()
     deleted = await conn.fetch(query("sync_emails_delete"), account_id, ids)
     threads = frozenset(r["thread_id"] for r in deleted)
-    await refresh_threads(conn, mailbox, threads)
+    await refresh_threads(conn, account_id, mailbox, threads)
     return len(deleted), threads
 
 
@@ -100,35 +102,49 @@ async def delete_unseen(conn: Connection, account_id: str, mailbox: str, run_id:
     """After a full sync: remove every message of the account that run did not write."""
     deleted = await conn.fetch(query("sync_emails_delete_unseen"), account_id, run_id)
     threads = frozenset(r["thread_id"] for r in deleted)
-    await refresh_threads(conn, mailbox, threads)
-    await conn.execute(query("sync_threads_delete_all_empty"), account_id)
+    await refresh_threads(conn, account_id, mailbox, threads)
+    empty = [r["id"] for r in await conn.fetch(query("sync_threads_empty_for_update"),
+                                               account_id)]
+    await conn.execute(query("sync_threads_remove_empty"), empty)
     return len(deleted), threads
 
 
-async def refresh_threads(conn: Connection, mailbox: str, thread_ids: Iterable[str]) -> None:
-    """Recompute each thread's summary from its stored messages; drop empty threads."""
+async def refresh_threads(conn: Connection, account_id: str, mailbox: str,
+                          thread_ids: Iterable[str]) -> None:
+    """Recompute each thread's summary from its stored messages; remove empty threads.
+
+    An empty thread holding the agents' work (a draft, a send in flight) is never
+    deleted: it stays, archived, with its draft (see ``sync_threads_remove_empty``).
+    """
     ids = sorted(set(thread_ids))
     if not ids:
         return
     members: dict[str, list[StoredMessage]] = defaultdict(list)
+    current: dict[str, str | None] = {}
     for r in await conn.fetch(query("sync_thread_members"), ids):
+        current[r["thread_id"]] = r["reply_from_email"]
         members[r["thread_id"]].append(StoredMessage(
             gmail_message_id=r["gmail_message_id"] or "", internal_date=r["sent_at"],
             label_ids=r["label_ids"], subject=r["subject"], from_email=r["from_email"],
             from_name=r["from_name"], to_email=r["to_email"], direction=r["direction"],
+            to_header=r["to_header"], cc_header=r["cc_header"],
         ))
-    columns: list[list[object]] = [[] for _ in range(7)]
-    for thread_id, stored in members.items():
-        summary = summarize_thread(stored, mailbox)
-        values = (thread_id, summary.subject, summary.customer_email, summary.customer_name,
-                  summary.status, summary.is_read, summary.last_message_at)
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
     if members:
+        identities = [SenderIdentity(r["email"], r["is_default"], r["is_enabled"])
+                      for r in await conn.fetch(query("sync_sender_identities"), account_id)]
+        columns: list[list[object]] = [[] for _ in range(8)]
+        for thread_id, stored in members.items():
+            summary = summarize_thread(stored, mailbox, identities, current[thread_id])
+            values = (thread_id, summary.subject, summary.customer_email,
+                      summary.customer_name, summary.status, summary.is_read,
+                      summary.last_message_at, summary.reply_from_email)
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
         await conn.execute(query("sync_threads_update"), *columns)
     empty = [t for t in ids if t not in members]
     if empty:
-        await conn.execute(query("sync_threads_delete_empty"), empty)
+        await conn.execute(query("sync_threads_lock"), empty)
+        await conn.execute(query("sync_threads_remove_empty"), empty)
 
 
 async def advance_cursor(conn: Connection, account_id: str, history_id: int) -> None:

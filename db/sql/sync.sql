@@ -5,7 +5,7 @@
 
 -- name: sync_service
 SELECT a.id, a.email, a.access_token, s.access_token_expires_at, a.refresh_token,
-       a.last_history_id, s.disconnected_reason
+       a.last_history_id, s.disconnected_reason, s.last_full_sync_at
 FROM gmail_accounts a
 LEFT JOIN delightbridge_sync.services s ON s.account_id = a.id
 WHERE a.id = $1
@@ -58,6 +58,16 @@ INSERT INTO delightbridge_sync.services (account_id, last_sync_error, last_sync_
 SELECT id, $2, now() FROM gmail_accounts WHERE id = $1
 ON CONFLICT (account_id) DO UPDATE
 SET last_sync_error = EXCLUDED.last_sync_error, last_sync_error_at = now()
+
+-- Whether the service has messages the service knows nothing of beyond the web app's
+-- columns (written by the web app's own sync).
+-- name: sync_has_unknown_messages
+SELECT EXISTS (
+    SELECT 1 FROM emails e
+    JOIN email_threads t ON t.id = e.thread_id
+    WHERE t.account_id = $1
+      AND NOT EXISTS (SELECT 1 FROM delightbridge_sync.messages m WHERE m.email_id = e.id)
+)
 
 -- ---------------------------------------------------------------- lock
 
@@ -125,32 +135,70 @@ ON CONFLICT (account_id, gmail_thread_id) DO NOTHING
 SELECT gmail_thread_id, id FROM email_threads
 WHERE account_id = $1 AND gmail_thread_id = ANY($2::text[])
 
--- A message without sync metadata (the web app wrote it) reads as having no labels.
+-- A message without sync metadata (the web app wrote it) has NULL labels and subject:
+-- unknown, not empty. With each, its thread's current reply_from_email.
 -- name: sync_thread_members
 SELECT e.thread_id, e.gmail_message_id, e.direction::text AS direction, e.from_email,
-       e.from_name, e.to_email, coalesce(m.label_ids, '{}') AS label_ids, e.sent_at,
-       m.subject
+       e.from_name, e.to_email, e.to_header, e.cc_header, m.label_ids, e.sent_at,
+       m.subject, t.reply_from_email
 FROM emails e
+JOIN email_threads t ON t.id = e.thread_id
 LEFT JOIN delightbridge_sync.messages m ON m.email_id = e.id
 WHERE e.thread_id = ANY($1::text[])
 
+-- The addresses the service may answer from, the oldest first.
+-- name: sync_sender_identities
+SELECT email, is_default, is_enabled FROM service_sender_identities
+WHERE account_id = $1
+ORDER BY created_at, id
+
+-- A NULL subject, status or is_read is unknown (the newest message was written by the
+-- web app): the stored value stays.
 -- name: sync_threads_update
 UPDATE email_threads AS t
-SET subject = u.subject, customer_email = u.customer_email, customer_name = u.customer_name,
-    status = u.status::thread_status, is_read = u.is_read, last_message_at = u.last_message_at
+SET subject = coalesce(u.subject, t.subject), customer_email = u.customer_email,
+    customer_name = u.customer_name, status = coalesce(u.status::thread_status, t.status),
+    is_read = coalesce(u.is_read, t.is_read), last_message_at = u.last_message_at,
+    reply_from_email = u.reply_from_email
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[],
-            $7::timestamp[])
-     AS u(id, subject, customer_email, customer_name, status, is_read, last_message_at)
+            $7::timestamp[], $8::text[])
+     AS u(id, subject, customer_email, customer_name, status, is_read, last_message_at,
+          reply_from_email)
 WHERE t.id = u.id
   AND (t.subject, t.customer_email, t.customer_name, t.status::text, t.is_read,
-       t.last_message_at)
+       t.last_message_at, t.reply_from_email)
       IS DISTINCT FROM
-      (u.subject, u.customer_email, u.customer_name, u.status, u.is_read, u.last_message_at)
+      (coalesce(u.subject, t.subject), u.customer_email, u.customer_name,
+       coalesce(u.status, t.status::text), coalesce(u.is_read, t.is_read), u.last_message_at,
+       u.reply_from_email)
 
--- name: sync_threads_delete_empty
-DELETE FROM email_threads AS t
-WHERE t.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM emails e WHERE e.thread_id = t.id)
-RETURNING t.id
+-- Threads about to be removed, locked first: once locked, the web app cannot attach a
+-- draft or a send to them (its foreign key waits), so the check below sees them all.
+-- name: sync_threads_lock
+SELECT id FROM email_threads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+
+-- name: sync_threads_empty_for_update
+SELECT t.id FROM email_threads t
+WHERE t.account_id = $1 AND NOT EXISTS (SELECT 1 FROM emails e WHERE e.thread_id = t.id)
+ORDER BY t.id
+FOR UPDATE
+
+-- Empty threads (no message left: Gmail deleted, trashed or spammed them all) are
+-- deleted, except those holding the agents' work, a draft or a send in flight: those
+-- stay, archived, with their draft. Call with the threads locked.
+-- name: sync_threads_remove_empty
+WITH empty AS (
+    SELECT t.id,
+           EXISTS (SELECT 1 FROM drafts d WHERE d.thread_id = t.id)
+           OR EXISTS (SELECT 1 FROM send_outbox o WHERE o.thread_id = t.id) AS has_work
+    FROM email_threads t
+    WHERE t.id = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM emails e WHERE e.thread_id = t.id)
+), kept AS (
+    UPDATE email_threads t SET status = 'archived'
+    FROM empty WHERE t.id = empty.id AND empty.has_work AND t.status <> 'archived'
+)
+DELETE FROM email_threads t USING empty
+WHERE t.id = empty.id AND NOT empty.has_work
 
 -- ---------------------------------------------------------------- messages
 
@@ -167,27 +215,28 @@ WITH u AS (
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamp[],
                 $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
                 $19::jsonb[], $20::jsonb[], $21::numeric[], $22::integer[], $23::text[],
-                $24::jsonb[])
+                $24::jsonb[], $25::text[], $26::text[])
          AS u(id, thread_id, gmail_message_id, rfc_message_id, in_reply_to, refs, from_email,
               from_name, to_email, body, direction, sent_at, subject, cc_email, bcc_email,
               reply_to, body_text, snippet, label_ids, attachments, history_id, size_estimate,
-              content_hash, parse_problems)
+              content_hash, parse_problems, to_header, cc_header)
 ), written AS (
     INSERT INTO emails (id, thread_id, gmail_message_id, rfc_message_id, in_reply_to,
-                        "references", from_email, from_name, to_email, body, direction,
-                        sent_at)
+                        "references", from_email, from_name, to_email, to_header, cc_header,
+                        body, direction, sent_at)
     SELECT u.id, u.thread_id, u.gmail_message_id, u.rfc_message_id, u.in_reply_to, u.refs,
-           u.from_email, u.from_name, u.to_email, u.body, u.direction::email_direction,
-           u.sent_at
+           u.from_email, u.from_name, u.to_email, u.to_header, u.cc_header, u.body,
+           u.direction::email_direction, u.sent_at
     FROM u
     ON CONFLICT (gmail_message_id) DO UPDATE
     SET thread_id = EXCLUDED.thread_id, rfc_message_id = EXCLUDED.rfc_message_id,
         in_reply_to = EXCLUDED.in_reply_to, "references" = EXCLUDED."references",
         from_email = EXCLUDED.from_email, from_name = EXCLUDED.from_name,
-        to_email = EXCLUDED.to_email, body = EXCLUDED.body, direction = EXCLUDED.direction,
+        to_email = EXCLUDED.to_email, to_header = EXCLUDED.to_header,
+        cc_header = EXCLUDED.cc_header, body = EXCLUDED.body, direction = EXCLUDED.direction,
         sent_at = EXCLUDED.sent_at
     WHERE emails.thread_id = EXCLUDED.thread_id
-       OR emails.thread_id IN (SELECT id FROM email_threads WHERE account_id = $25)
+       OR emails.thread_id IN (SELECT id FROM email_threads WHERE account_id = $27)
     RETURNING emails.id, emails.gmail_message_id
 ), meta AS (
     INSERT INTO delightbridge_sync.messages (
@@ -197,7 +246,7 @@ WITH u AS (
     SELECT w.id, u.subject, u.cc_email, u.bcc_email, u.reply_to, u.body_text, u.snippet,
            ARRAY(SELECT jsonb_array_elements_text(u.label_ids)), u.attachments, u.history_id,
            u.size_estimate, u.content_hash,
-           ARRAY(SELECT jsonb_array_elements_text(u.parse_problems)), $26::uuid, now()
+           ARRAY(SELECT jsonb_array_elements_text(u.parse_problems)), $28::uuid, now()
     FROM written w JOIN u ON u.gmail_message_id = w.gmail_message_id
     ON CONFLICT (email_id) DO UPDATE
     SET subject = EXCLUDED.subject, cc_email = EXCLUDED.cc_email,
@@ -223,10 +272,6 @@ WHERE t.id = e.thread_id AND t.account_id = $1
   AND NOT EXISTS (SELECT 1 FROM delightbridge_sync.messages m
                   WHERE m.email_id = e.id AND m.synced_run_id = $2)
 RETURNING e.thread_id
-
--- name: sync_threads_delete_all_empty
-DELETE FROM email_threads AS t
-WHERE t.account_id = $1 AND NOT EXISTS (SELECT 1 FROM emails e WHERE e.thread_id = t.id)
 
 -- ---------------------------------------------------------------- verify
 

@@ -77,8 +77,13 @@ async def assert_mirror(pool: asyncpg.Pool, account_id: str, snapshot: MailboxSn
         labels = set(truth.label_ids)
         assert row["thread_status"] == _expected_status(labels), thread_id
         assert row["thread_is_read"] == ("UNREAD" not in labels), thread_id
-    empty = await pool.fetchval(
-        """SELECT count(*) FROM email_threads t WHERE t.account_id = $1
+    # An empty thread remains only to keep the agents' work (a draft, a send), archived.
+    empty = await pool.fetch(
+        """SELECT t.id, t.status::text AS status,
+                  EXISTS (SELECT 1 FROM drafts d WHERE d.thread_id = t.id)
+                  OR EXISTS (SELECT 1 FROM send_outbox o WHERE o.thread_id = t.id) AS has_work
+           FROM email_threads t WHERE t.account_id = $1
            AND NOT EXISTS (SELECT 1 FROM emails e WHERE e.thread_id = t.id)""", account_id)
-    assert empty == 0
+    assert [(r["id"], r["status"]) for r in empty if not r["has_work"]] == []
+    assert all(r["status"] == "archived" for r in empty), empty
     return len(rows)

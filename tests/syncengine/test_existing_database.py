@@ -62,8 +62,13 @@ async def test_sync_into_existing_database_keeps_what_the_web_app_owns(
             assert [dict(r) for r in await pool.fetch(untouched.format(table))] == rows
         assert dict(await pool.fetchrow("SELECT * FROM gmail_accounts WHERE id='svc-anki'")) == (
             anki_before)
-        # The legacy message the mailbox does not have was reconciled away with its thread.
+        # The legacy message the mailbox does not have was reconciled away; its thread
+        # stays, archived, because an agent's draft is on it.
         assert await pool.fetchval("SELECT count(*) FROM emails WHERE id='email-svc-noji-18c1'") \
             == 0
+        legacy = await pool.fetchrow(
+            "SELECT t.status::text AS status, d.content FROM email_threads t "
+            "JOIN drafts d ON d.thread_id = t.id WHERE t.id = 'thread-svc-noji-18c1'")
+        assert dict(legacy) == {"status": "archived", "content": "<p>Sure</p>"}
     finally:
         await pool.close()

@@ -396,7 +396,12 @@ def test_reply_headers_and_address_lists() -> None:
     parsed = parse_message(fixture.resource, MAILBOX)
 
     assert parsed.to == (Address("Doe, John", "john@x.example"), Address("", "jane@y.example"))
-    assert parsed.to_email == "john@x.example, jane@y.example"
+    assert parsed.to_email == "john@x.example"  # one address, as the web app stores
+    # As written (not decoded, unfolded): the web app picks the reply's From with them.
+    written = {h["name"]: h["value"] for h in fixture.resource["payload"]["headers"]}
+    assert parsed.to_header == '"Doe, John" <John@X.example>, jane@y.example'
+    assert written["Cc"].startswith("=?utf-8?")
+    assert parsed.cc_header == " ".join(written["Cc"].split())
     assert parsed.cc == (Address("Ünal", "unal@z.example"),)
     assert parsed.cc_email == "unal@z.example"
     assert parsed.bcc_email == "audit@noji.example"
@@ -468,10 +473,12 @@ def test_empty_group_and_missing_headers() -> None:
 
     assert parsed.subject == ""
     assert parsed.sender == Address("", "")
-    assert parsed.from_email == ""
+    assert parsed.from_email == "unknown@example.com"  # the web app's placeholder
     assert parsed.from_name == "Unknown"
     assert parsed.to == ()
-    assert parsed.to_email == ""
+    assert parsed.to_email == MAILBOX  # no address in To: the mailbox, as the web app does
+    assert parsed.to_header == "undisclosed-recipients:;"
+    assert parsed.cc_header is None
     assert parsed.date_header is None
     assert parsed.rfc_message_id is None
     assert parsed.body_text == "hi"
@@ -611,7 +618,8 @@ def test_injected_line_breaks_and_nul_never_reach_single_line_fields() -> None:
     assert parsed.subject == "Hello Bcc: victim@x.example !"
     assert parsed.rfc_message_id == "<a@b> X-Injected: 1"
     assert parsed.in_reply_to == "<p@q>"
-    assert parsed.to_email == "a@b.example, c@d.example"
+    assert parsed.to == (Address("", "a@b.example"), Address("", "c@d.example"))
+    assert parsed.to_header == "a@b.example , c@d.example"  # unfolded as the web app does
     assert parsed.attachments[0].filename == "inv oice.pdf"
     assert parsed.label_ids == ("INBOX",)
     assert parsed.body_text == "body with NUL\n"

@@ -298,6 +298,8 @@ def single_line_fields(parsed: ParsedMessage) -> list[str]:
         parsed.from_email,
         parsed.from_name,
         parsed.to_email,
+        parsed.to_header or "",
+        parsed.cc_header or "",
         parsed.cc_email,
         parsed.bcc_email,
         parsed.reply_to_email,

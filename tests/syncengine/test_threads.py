@@ -1,4 +1,4 @@
-"""Thread rules: status, read state, customer, subject, ordering and row ids."""
+"""Thread rules: status, read state, customer, subject, reply-from, ordering and row ids."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import pytest
 from syncengine.parse import parse_message
 from syncengine.threads import (
     NO_SUBJECT,
+    SenderIdentity,
     ThreadSummary,
     email_row_id,
+    header_addresses,
+    reply_from,
     summarize_thread,
     thread_row_id,
 )
@@ -28,12 +31,14 @@ class Row:
 
     gmail_message_id: str
     internal_date: datetime
-    label_ids: list[str]
+    label_ids: list[str] | None
     subject: str | None = "Refund please"
     from_email: str = "kim@customer.example"
     from_name: str = "Kim"
     to_email: str = MAILBOX
     direction: str = "inbound"
+    to_header: str | None = None
+    cc_header: str | None = None
 
 
 def inbound(mid: str, minutes: int, *labels: str, **changes: Any) -> Row:
@@ -96,12 +101,13 @@ def test_status_and_read_state_follow_the_newest_message(
         ([inbound("1", 0, from_name="")], ("kim@customer.example", "kim@customer.example")),
         # An "inbound" row from the mailbox's own address (sent to self) is no customer.
         (
-            [inbound("1", 0, from_email="Support@Noji.Example", to_email="kim@customer.example")],
+            [inbound("1", 0, from_email="Support@Noji.Example", to_email="kim@customer.example",
+                     to_header="Kim <kim@customer.example>")],
             ("kim@customer.example", "kim@customer.example"),
         ),
         # Nobody answered: the first recipient other than the mailbox.
         (
-            [outbound("1", 0, to_email="support@noji.example, Ann@Client.example, b@c.example")],
+            [outbound("1", 0, to_header="support@noji.example, Ann <Ann@Client.example>, b@c.e")],
             ("ann@client.example", "ann@client.example"),
         ),
         # No recipients in the first message: the next message's.
@@ -114,6 +120,10 @@ def test_status_and_read_state_follow_the_newest_message(
         # An inbound message without a sender address cannot be the customer.
         (
             [inbound("1", 0, from_email="", from_name="Unknown"), inbound("2", 1)],
+            ("kim@customer.example", "Kim"),
+        ),
+        (
+            [inbound("1", 0, from_email="unknown@example.com"), inbound("2", 1)],
             ("kim@customer.example", "Kim"),
         ),
     ],
@@ -134,15 +144,73 @@ def test_customer_is_the_first_inbound_by_date_not_by_list_order() -> None:
 @pytest.mark.parametrize(
     ("subjects", "expected"),
     [
-        (["Refund please", "Re: Refund please"], "Refund please"),
-        (["", "Re: Something"], "Re: Something"),
-        ([None, "  "], NO_SUBJECT),
+        (["Refund please", "Re: Refund please"], "Re: Refund please"),
+        (["Re: Something", ""], NO_SUBJECT),
+        (["First", "  "], NO_SUBJECT),
         (["Multi\r\nline"], "Multi line"),
+        (["Known", None], None),  # the newest was written by the web app: keep the stored one
     ],
 )
-def test_subject_is_the_first_message_subject(subjects: list[str | None], expected: str) -> None:
+def test_subject_is_the_newest_message_subject(subjects: list[str | None],
+                                                expected: str | None) -> None:
     messages = [inbound(str(i), i, "INBOX", subject=s) for i, s in enumerate(subjects)]
     assert summarize_thread(messages, MAILBOX).subject == expected
+
+
+def test_unknown_labels_of_the_newest_message_leave_status_and_read_state() -> None:
+    """A row the web app wrote before the service took over carries no labels here: the
+    thread's status and read state are not recomputed from partial knowledge."""
+    messages = [inbound("1", 0, "INBOX", "UNREAD"), Row("2", T0 + timedelta(hours=1), None)]
+    summary = summarize_thread(messages, MAILBOX)
+    assert (summary.status, summary.is_read) == (None, None)
+    assert summary.last_message_at == T0 + timedelta(hours=1)
+    # Once the newest message is known, its labels decide again.
+    known = summarize_thread([*messages, inbound("3", 90, "SENT")], MAILBOX)
+    assert (known.status, known.is_read) == ("sent", True)
+
+
+IDENTITIES = [
+    SenderIdentity("Support@Noji.example", is_default=True, is_enabled=True),
+    SenderIdentity("billing@noji.example", is_default=False, is_enabled=True),
+    SenderIdentity("old@noji.example", is_default=False, is_enabled=False),
+]
+
+
+@pytest.mark.parametrize(
+    ("to", "cc", "identities", "current", "expected"),
+    [
+        # An enabled identity among the recipients: To first, then Cc.
+        ("Noji Billing <Billing@noji.example>", None, IDENTITIES, None, "billing@noji.example"),
+        ("kim@x.example", "billing@noji.example", IDENTITIES, "support@noji.example",
+         "billing@noji.example"),
+        ('"Doe, J" <j@x.example>, support@noji.example', "billing@noji.example", IDENTITIES,
+         None, "support@noji.example"),
+        # A disabled identity does not count; the agent's current choice, still enabled, stays.
+        ("old@noji.example", None, IDENTITIES, "Billing@noji.example", "billing@noji.example"),
+        # The current value no longer an enabled identity: the default one.
+        ("old@noji.example", None, IDENTITIES, "old@noji.example", "support@noji.example"),
+        (None, None, IDENTITIES, None, "support@noji.example"),
+        # No enabled default: the first enabled identity; none at all: the mailbox.
+        (None, None, IDENTITIES[1:], None, "billing@noji.example"),
+        (None, None, [], "billing@noji.example", MAILBOX),
+        ("garbage <<<", "also, garbage", IDENTITIES[2:], None, MAILBOX),
+    ],
+)
+def test_reply_from_follows_the_web_apps_rule(
+    to: str | None, cc: str | None, identities: list[SenderIdentity], current: str | None,
+    expected: str,
+) -> None:
+    newest = inbound("9", 9, "INBOX", to_header=to, cc_header=cc)
+    assert reply_from(newest, identities, current, MAILBOX) == expected
+    summary = summarize_thread([inbound("1", 0), newest], MAILBOX, identities, current)
+    assert summary.reply_from_email == expected
+
+
+def test_header_addresses_reads_headers_as_written() -> None:
+    assert header_addresses('"Kim, K" <KIM@x.example>, b@y.example,  ,x') == [
+        "kim@x.example", "b@y.example"]
+    assert header_addresses(None) == []
+    assert header_addresses("undisclosed-recipients:;") == []
 
 
 def test_ties_are_broken_by_message_id_numerically_whatever_the_input_order() -> None:
@@ -151,12 +219,13 @@ def test_ties_are_broken_by_message_id_numerically_whatever_the_input_order() ->
         inbound("100", 0, "SENT", subject="second"),  # 0x100 > 0xff: the newest
     ]
     expected = ThreadSummary(
-        subject="first",
+        subject="second",
         customer_email="kim@customer.example",
         customer_name="Kim",
         status="sent",
         is_read=True,
         last_message_at=T0,
+        reply_from_email=MAILBOX,
     )
     for _ in range(5):
         random.shuffle(same_time)
@@ -212,12 +281,13 @@ def test_parsed_messages_satisfy_the_protocol() -> None:
     summary = summarize_thread(parsed, MAILBOX)
 
     assert summary == ThreadSummary(
-        subject="Where is it?",
+        subject="Re: Where is it?",
         customer_email="kim@customer.example",
         customer_name="Kim Customer",
         status="sent",
         is_read=True,
         last_message_at=datetime(2026, 9, 21, 14, 14, 20),
+        reply_from_email=MAILBOX,
     )
 
 
