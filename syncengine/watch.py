@@ -7,7 +7,8 @@ does not renew in one burst). :func:`renew` calls ``users.watch`` with the confi
 topic and label filter; when Gmail answers "Only one user push notification client
 allowed per developer" it calls ``users.stop`` and watches again. Outcomes are
 recorded on the service (``watch_*`` columns); a refused refresh token disconnects
-the service as a sync would.
+the service as a sync would. Each renewal also refreshes the service's sender
+identities (:mod:`syncengine.identities`).
 
 Stopping: :func:`disconnect` (the API's ``DELETE /api/services/{id}/connection``)
 clears a service's tokens and queues its watch in ``delightbridge_sync.watch_stops`` in
@@ -39,6 +40,7 @@ from delightbridge.errors import (
     TokenDecryptionError,
 )
 from delightbridge.settings import Settings
+from syncengine import identities
 from syncengine.engine import SyncEngine
 
 log = logging.getLogger(__name__)
@@ -128,7 +130,18 @@ async def renew(engine: SyncEngine, service_id: str, config: WatchSettings,
                               str(answer.get("historyId") or ""), now or datetime.now(UTC))
     log.info("watch renewed", extra={"action": "watch.renewed", "service": service_id,
                                      "expires": expires.isoformat()})
+    await _refresh_identities(engine, service_id)
     return expires
+
+
+async def _refresh_identities(engine: SyncEngine, service_id: str) -> None:
+    """The sender identities ride along with each renewal (about daily); a failure is
+    logged and leaves the watch renewed: the next renewal tries again."""
+    try:
+        await identities.refresh(engine, service_id)
+    except DelightBridgeError as exc:
+        log.warning("sender identities not refreshed: %s", logs.scrub(f"{exc.code}: {exc}"),
+                    extra={"action": "watch.identities_failed", "service": service_id})
 
 
 async def stop(engine: SyncEngine, service_id: str) -> None:

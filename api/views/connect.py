@@ -50,7 +50,7 @@ from db.queries import query
 from delightbridge import logs
 from delightbridge.errors import DelightBridgeError, ServiceNotFound
 from delightbridge.settings import Settings
-from syncengine import crypto, watch
+from syncengine import crypto, identities, watch
 from syncengine.runs import SyncResult
 
 routes = web.RouteTableDef()
@@ -58,7 +58,13 @@ log = logging.getLogger(__name__)
 
 GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
 GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
-SCOPES: tuple[str, ...] = (GMAIL_READONLY, GMAIL_SEND)
+GMAIL_SETTINGS_BASIC = "https://www.googleapis.com/auth/gmail.settings.basic"
+#: The web app's own connect asks for these: the tokens stored serve both (it sends,
+#: and lists send-as addresses, with them).
+SCOPES: tuple[str, ...] = (GMAIL_READONLY, GMAIL_SEND, GMAIL_SETTINGS_BASIC)
+#: The web app creates a service before it is connected with the address
+#: ``<id>@pending.local``; connecting fills in the mailbox's address.
+PLACEHOLDER_DOMAIN = "@pending.local"
 
 STATE_COOKIE = "dbsync.oauth-state"
 #: Seconds an admin has to get through Google's consent screen.
@@ -91,6 +97,8 @@ REASONS: dict[str, str] = {
     "google_unavailable": "Google is not answering right now: try again in a minute.",
     "wrong_account": "The mailbox signed in to is not the service's address: sign in as "
                      "the service's mailbox.",
+    "email_already_connected": "The mailbox signed in to is already another service's: "
+                               "disconnect or delete that service first.",
     "database_unavailable": "The database is not reachable right now: try again.",
     "internal": "An internal error occurred.",
 }
@@ -245,13 +253,16 @@ async def _complete(request: web.Request) -> tuple[str, uuid.UUID]:
             raise ConnectFailed("service_not_found", service_id)
         tokens = await exchange_code(app[HTTP], settings, code, claims["redirect_uri"],
                                      claims["pkce"], service_id)
-        address = await profile_address(app, tokens.access_token, service_id)
-        if address.lower() != str(row["email"]).lower():
+        address = (await profile_address(app, tokens.access_token, service_id)).strip().lower()
+        current = str(row["email"]).strip().lower()
+        placeholder = current.endswith(PLACEHOLDER_DOMAIN)
+        if address != current and not placeholder:
             log.warning("connect signed in to the wrong mailbox", extra={
                 "action": "connect.wrong_account", "service": service_id,
                 "expected": row["email"], "got": address})
             raise ConnectFailed("wrong_account", service_id)
-        await store_tokens(pool, settings, service_id, tokens)
+        await store_tokens(pool, settings, service_id, tokens,
+                           address=address if placeholder else None)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         log.exception("connect could not use the database", extra={
             "action": "connect.database_error", "service": service_id})
@@ -347,15 +358,22 @@ async def profile_address(app: web.Application, access_token: str, service_id: s
 
 
 async def store_tokens(pool: asyncpg.Pool, settings: Settings, service_id: str,
-                       tokens: GrantedTokens) -> None:
+                       tokens: GrantedTokens, *, address: str | None = None) -> None:
+    """The service's new tokens and, for a placeholder service, its mailbox's address."""
     key = settings.token_encryption_key
     refresh = crypto.seal(tokens.refresh_token, key, account_id=service_id,
                           column="refresh_token")
     access = crypto.seal(tokens.access_token, key, account_id=service_id,
                          column="access_token")
     expires = datetime.fromtimestamp(tokens.expires_at, UTC)
-    if await pool.fetchval(query("api_store_tokens"), service_id, refresh, access,
-                           expires) is None:
+    try:
+        stored = await pool.fetchval(query("api_store_tokens"), service_id, refresh, access,
+                                     expires, address)
+    except asyncpg.UniqueViolationError:
+        log.warning("connect signed in to another service's mailbox", extra={
+            "action": "connect.email_taken", "service": service_id, "got": address})
+        raise ConnectFailed("email_already_connected", service_id) from None
+    if stored is None:
         raise ConnectFailed("service_not_found", service_id)
 
 
@@ -365,6 +383,7 @@ async def store_tokens(pool: asyncpg.Pool, settings: Settings, service_id: str,
 async def after_connect(app: web.Application, service_id: str, run_id: uuid.UUID
                         ) -> SyncResult:
     await start_watch(app, service_id)
+    await refresh_identities(app, service_id)
     return await run_sync(app, service_id, mode="full", trigger="connect",
                           wait=CONNECT_SYNC_WAIT, run_id=run_id)
 
@@ -392,6 +411,17 @@ async def start_watch(app: web.Application, service_id: str) -> bool:
                 "action": "connect.watch_record_failed", "service": service_id})
         return False
     return True
+
+
+async def refresh_identities(app: web.Application, service_id: str) -> None:
+    """The service's sender identities from Gmail (the web app does this at connect); a
+    failure is logged: the renewal job refreshes them again."""
+    try:
+        with GmailObserver(app[METRICS]):
+            await identities.refresh(app[ENGINE], service_id)
+    except DelightBridgeError as exc:
+        log.warning("sender identities not refreshed: %s", logs.scrub(f"{exc.code}: {exc}"),
+                    extra={"action": "connect.identities_failed", "service": service_id})
 
 
 # --- disconnecting ---------------------------------------------------------------------

@@ -11,10 +11,12 @@ LIMIT 1
 -- name: api_connect_service
 SELECT id, email FROM gmail_accounts WHERE id = $1
 
--- A (re)connected service: its new tokens, and no trace left of the disconnection.
+-- A (re)connected service: its new tokens, its mailbox's address when it had the web
+-- app's placeholder ($5; NULL keeps the address), and no trace left of the disconnection.
 -- name: api_store_tokens
 WITH account AS (
-    UPDATE gmail_accounts SET refresh_token = $2, access_token = $3
+    UPDATE gmail_accounts SET refresh_token = $2, access_token = $3,
+                              email = coalesce($5, email)
     WHERE id = $1
     RETURNING id
 ), state AS (

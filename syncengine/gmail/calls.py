@@ -36,6 +36,7 @@ COSTS: dict[str, int] = {
     "threads.list": 10,
     "threads.get": 10,
     "history.list": 2,
+    "settings.sendAs.list": 1,
 }
 
 # Stands for the id in a URL template; no Gmail id looks like it, and quoting keeps it.
@@ -149,6 +150,10 @@ class CallBuilder:
 
     def stop(self) -> GmailCall:
         return self._call("users.stop", self._users.stop(userId="me"))
+
+    def list_send_as(self) -> GmailCall:
+        return self._call("settings.sendAs.list",
+                          self._users.settings().sendAs().list(userId="me"))
 
 
 @cache

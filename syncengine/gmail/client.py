@@ -158,6 +158,9 @@ class GmailClient:
     async def stop(self) -> None:
         await self.execute(self.calls.stop())
 
+    async def list_send_as(self) -> Resource:
+        return await self.execute(self.calls.list_send_as())
+
     async def revoke(self) -> bool:
         """Revoke the service's grant at Google: True if revoked, False if already gone."""
         return await self._tokens.revoke()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from email.message import EmailMessage
 from http.cookies import Morsel
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +19,7 @@ from yarl import URL
 
 from api.authjs import encode_session
 from api.config import ApiConfig
-from api.views.connect import GMAIL_READONLY, GMAIL_SEND, REASONS, STATE_COOKIE
+from api.views.connect import GMAIL_READONLY, REASONS, SCOPES, STATE_COOKIE
 from gmailsim.errors import GmailError
 from syncengine import crypto
 from tests.api.conftest import SECRET, TOKEN_KEY, Api, Reply
@@ -102,7 +103,7 @@ async def test_connect_redirects_to_consent_with_a_bound_state(api: Api) -> None
     assert query["client_id"] == api.sim.sim.client_id
     assert query["redirect_uri"] == api.url(CALLBACK)
     assert query["response_type"] == "code"
-    assert query["scope"].split() == [GMAIL_READONLY, GMAIL_SEND]
+    assert query["scope"].split() == list(SCOPES)
     assert query["access_type"] == "offline"
     assert query["prompt"] == "consent"
     assert query["login_hint"] == ADDRESS
@@ -223,7 +224,7 @@ async def test_wrong_mailbox_is_refused_and_nothing_is_stored(api: Api) -> None:
     attempt = await start(api)
     code = api.sim.sim.issue_authorization_code(
         "someone@else.example", redirect_uri=api.url(CALLBACK),
-        scopes=[GMAIL_READONLY, GMAIL_SEND])
+        scopes=list(SCOPES))
     reply = await callback(api, {"code": code, "state": attempt.state}, attempt.cookie_header)
     assert outcome(reply) == {"status": "failed", "reason": "wrong_account", "service": SERVICE}
     row = await _service(api)
@@ -238,7 +239,7 @@ async def _prepared(api: Api) -> Attempt:
     return await start(api)
 
 
-def _code(api: Api, scopes: tuple[str, ...] = (GMAIL_READONLY, GMAIL_SEND)) -> str:
+def _code(api: Api, scopes: tuple[str, ...] = SCOPES) -> str:
     return api.sim.sim.issue_authorization_code(ADDRESS, redirect_uri=api.url(CALLBACK),
                                                 scopes=list(scopes))
 
@@ -382,3 +383,80 @@ class TestPublicUrls:
         refused = await api.call("POST", f"/api/services/{SERVICE}/sync")
         assert refused.json["connectUrl"] == (
             f"https://sync.example.com/api/services/{SERVICE}/connect")
+
+
+# --- sender identities and placeholder services -------------------------------------------
+
+
+def _mail_to(to: str, subject: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = "Kim <kim@customer.example>"
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{subject.replace(' ', '.')}@customer.example>"
+    message["Date"] = "Tue, 01 Dec 2026 09:00:00 +0000"
+    message.set_content("Hello")
+    return message.as_bytes()
+
+
+async def test_connect_fills_sender_identities_and_each_threads_reply_from(api: Api) -> None:
+    sim = api.sim.sim
+    sim.create_mailbox(ADDRESS, name="Noji Support")
+    sim.add_send_as(ADDRESS, "Billing@noji.example", display_name="Noji Billing")
+    sim.add_send_as(ADDRESS, "pending@noji.example", verification_status="pending")
+    sim.deliver(ADDRESS, raw=_mail_to("Noji Billing <billing@noji.example>", "Invoice"))
+    sim.deliver(ADDRESS, raw=_mail_to("pending@noji.example", "Pending alias"))
+    sim.deliver(ADDRESS, raw=_mail_to(ADDRESS, "Plain"))
+    await api.add_service(SERVICE, ADDRESS, refresh_token=None)
+    assert (await connect_through_consent(api))["status"] == "connected"
+    await api.drain()
+
+    rows = await api.pool.fetch(
+        "SELECT id, email, display_name, is_default, is_enabled FROM service_sender_identities "
+        "WHERE account_id = $1 ORDER BY email", SERVICE)
+    assert [dict(r) for r in rows] == [
+        {"id": f"sender-{SERVICE}-billing@noji.example", "email": "billing@noji.example",
+         "display_name": "Noji Billing", "is_default": False, "is_enabled": True},
+        {"id": f"sender-{SERVICE}-pending@noji.example", "email": "pending@noji.example",
+         "display_name": "", "is_default": False, "is_enabled": False},
+        {"id": f"sender-{SERVICE}-{ADDRESS}", "email": ADDRESS,
+         "display_name": "Noji Support", "is_default": True, "is_enabled": True},
+    ]
+    threads = {r["subject"]: r["reply_from_email"] for r in await api.pool.fetch(
+        "SELECT subject, reply_from_email FROM email_threads WHERE account_id = $1", SERVICE)}
+    assert threads == {"Invoice": "billing@noji.example", "Pending alias": ADDRESS,
+                       "Plain": ADDRESS}
+    headers = await api.pool.fetchrow(
+        "SELECT to_header, cc_header, to_email FROM emails e JOIN email_threads t "
+        "ON t.id = e.thread_id WHERE t.subject = 'Invoice'")
+    assert dict(headers) == {"to_header": "Noji Billing <billing@noji.example>",
+                             "cc_header": None, "to_email": "billing@noji.example"}
+
+
+async def test_a_placeholder_service_takes_the_mailbox_address(api: Api) -> None:
+    api.sim.sim.create_mailbox(ADDRESS)
+    await api.add_service(SERVICE, f"{SERVICE}@pending.local", refresh_token=None)
+    attempt = await start(api)
+    code = api.sim.sim.issue_authorization_code(ADDRESS, redirect_uri=api.url(CALLBACK),
+                                                scopes=list(SCOPES))
+    reply = await callback(api, {"code": code, "state": attempt.state}, attempt.cookie_header)
+    assert outcome(reply)["status"] == "connected"
+    await api.drain()
+    row = await _service(api)
+    assert (row["email"], row["sync_state"]) == (ADDRESS, "connected")
+    assert await api.pool.fetchval(
+        "SELECT count(*) FROM service_sender_identities WHERE account_id = $1", SERVICE) == 1
+
+
+async def test_a_placeholder_cannot_take_another_services_mailbox(api: Api) -> None:
+    api.sim.sim.create_mailbox(ADDRESS)
+    await api.add_service("svc-other", ADDRESS, refresh_token=None)
+    await api.add_service(SERVICE, f"{SERVICE}@pending.local", refresh_token=None)
+    attempt = await start(api)
+    code = api.sim.sim.issue_authorization_code(ADDRESS, redirect_uri=api.url(CALLBACK),
+                                                scopes=list(SCOPES))
+    reply = await callback(api, {"code": code, "state": attempt.state}, attempt.cookie_header)
+    assert outcome(reply) == {"status": "failed", "reason": "email_already_connected",
+                              "service": SERVICE}
+    row = await _service(api)
+    assert (row["email"], row["refresh_token"]) == (f"{SERVICE}@pending.local", None)

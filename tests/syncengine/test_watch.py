@@ -141,3 +141,25 @@ async def test_a_sync_running_through_a_disconnect_stores_no_token(setup: SyncSe
         "SELECT access_token, refresh_token FROM gmail_accounts WHERE id = $1",
         setup.account_id)
     assert (row["access_token"], row["refresh_token"]) == (None, None)
+
+
+async def test_each_renewal_refreshes_the_sender_identities(setup: SyncSetup) -> None:
+    async def identities() -> list[tuple[str, bool, bool]]:
+        return [(r["email"], r["is_default"], r["is_enabled"]) for r in await setup.pool.fetch(
+            "SELECT email, is_default, is_enabled FROM service_sender_identities "
+            "WHERE account_id = 'svc-noji' ORDER BY email")]
+
+    setup.sim.add_send_as(setup.address, "billing@noji.example")
+    await renew_all(setup.engine, TOPIC, now=_sim_now(setup), force=True)
+    assert await identities() == [("billing@noji.example", False, True),
+                                  (setup.address, True, True)]
+    setup.sim.remove_send_as(setup.address, "billing@noji.example")
+    setup.sim.add_send_as(setup.address, "help@noji.example", is_default=True)
+    await renew_all(setup.engine, TOPIC, now=_sim_now(setup), force=True)
+    assert await identities() == [("help@noji.example", True, True),
+                                  (setup.address, False, True)]
+    # Gmail failing the list leaves the watch renewed and the identities as they were.
+    setup.sim.faults.fail_next("users.settings.sendAs.list", code=400)
+    report = await renew_all(setup.engine, TOPIC, now=_sim_now(setup), force=True)
+    assert (report.renewed, report.failed) == (["svc-noji"], {})
+    assert len(await identities()) == 2
