@@ -60,6 +60,15 @@ async def _db_url(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _encrypt_tokens_refused(settings: Settings, args: argparse.Namespace) -> int:
+    """What this command did in earlier releases would break the web app: refuse."""
+    print("encrypt-tokens: refused: the web app reads gmail_accounts tokens as plain values "
+          "(it sends mail and starts watches with them), so they stay plain; the service "
+          "seals its own copies itself, and `delightbridge reseal-tokens` re-encrypts them "
+          "and restores tokens an earlier release encrypted", file=sys.stderr)
+    return 2
+
+
 async def _status(settings: Settings, args: argparse.Namespace) -> int:
     async with open_pool(settings, max_size=2) as pool:
         rows = await pool.fetch(query("services_status"))
@@ -98,8 +107,11 @@ COMMANDS: tuple[Command, ...] = (
     _module_command("sync", "run one full or incremental sync of a service", "syncengine.cli"),
     _module_command("verify", "compare mirrors with their mailboxes; --repair fixes drift",
                     "syncengine.verify_cli"),
-    _module_command("encrypt-tokens", "encrypt stored OAuth tokens in place (TOKEN_ENCRYPTION_KEY)",
-                    "syncengine.encrypt_cli"),
+    _module_command("reseal-tokens", "re-encrypt the service's own token copies with "
+                    "TOKEN_ENCRYPTION_KEY (key rotation); web app tokens back to plain",
+                    "syncengine.reseal_cli"),
+    Command("encrypt-tokens", "refused: the web app's tokens stay plain (see reseal-tokens)",
+            _encrypt_tokens_refused),
     _module_command("renew-watches", "renew Gmail push watches that are due (cron, or --loop)",
                     "syncengine.watch_cli"),
     _module_command("simulator", "run the Gmail API simulator (seeded mailboxes)", "gmailsim.cli"),

@@ -68,6 +68,7 @@ class Settings:
     gmail_watch_label_ids: tuple[str, ...] = ()
     gmail_watch_label_filter_behavior: str = "include"
     token_encryption_key: bytes | None = field(default=None, repr=False)
+    token_encryption_old_keys: tuple[bytes, ...] = field(default=(), repr=False)
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     data_dir: Path = Path(".delightbridge")
@@ -120,9 +121,11 @@ class Settings:
     def secret_values(self) -> list[str]:
         """Values that must never appear in a log line."""
         secrets = [self.auth_secret, self.google_client_secret]
-        if self.token_encryption_key is not None:
-            secrets.append(base64.urlsafe_b64encode(self.token_encryption_key).decode())
-            secrets.append(base64.b64encode(self.token_encryption_key).decode())
+        keys = ((self.token_encryption_key,) if self.token_encryption_key is not None
+                else ()) + self.token_encryption_old_keys
+        for key in keys:
+            secrets.append(base64.urlsafe_b64encode(key).decode())
+            secrets.append(base64.b64encode(key).decode())
         password = urlsplit(self.database_url).password if self.database_url else None
         secrets.append(password)
         return [s for s in secrets if s]
@@ -234,6 +237,18 @@ def _aes_key(raw: str) -> bytes:
     if len(key) != 32:
         raise ValueError(f"must decode to 32 bytes for AES-256-GCM, got {len(key)}")
     return key
+
+
+def _aes_keys(raw: str) -> tuple[bytes, ...]:
+    keys = []
+    for n, item in enumerate((i.strip() for i in raw.split(",")), start=1):
+        if not item:
+            continue
+        try:
+            keys.append(_aes_key(item))
+        except ValueError as exc:
+            raise ValueError(f"key {n}: {exc}") from None
+    return tuple(dict.fromkeys(keys))
 
 
 def _project(raw: str) -> str:
@@ -371,7 +386,11 @@ _VARIABLES: tuple[_Var, ...] = (
     _Var("PUSH_CLOCK_SKEW_SECONDS", "push_clock_skew_seconds", _number(0, 300),
          "push mode: tolerated clock skew on token times (default 10)"),
     _Var("TOKEN_ENCRYPTION_KEY", "token_encryption_key", _aes_key,
-         "32 bytes, base64: encrypts OAuth tokens at rest with AES-256-GCM"),
+         "32 bytes, base64: encrypts the service's own copies of OAuth tokens "
+         "(AES-256-GCM); the web app's token columns stay plain"),
+    _Var("TOKEN_ENCRYPTION_OLD_KEYS", "token_encryption_old_keys", _aes_keys,
+         "comma-separated earlier keys, still accepted for reading (key rotation; "
+         "reseal-tokens re-encrypts with TOKEN_ENCRYPTION_KEY)"),
     _Var("LOG_LEVEL", "log_level", _log_level, "DEBUG, INFO, WARNING, ERROR"),
     _Var("LOG_FORMAT", "log_format", _log_format,
          "json or text; default text on a terminal, json otherwise"),

@@ -53,7 +53,7 @@ class EngineConfig:
     batch_uri: str
     batch_size: int
     oauth: OAuthClient
-    token_key: bytes | None
+    keyring: crypto.Keyring
     units_per_second: float
     concurrency: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -69,7 +69,8 @@ class EngineConfig:
             batch_size=settings.gmail_batch_size,
             oauth=OAuthClient(settings.google_oauth_token_uri, settings.google_client_id or "",
                               settings.google_client_secret or ""),
-            token_key=settings.token_encryption_key,
+            keyring=crypto.Keyring(settings.token_encryption_key,
+                                   settings.token_encryption_old_keys),
             units_per_second=settings.gmail_quota_units_per_second,
             concurrency=settings.gmail_fetch_concurrency,
         )
@@ -223,12 +224,12 @@ class SyncEngine:
                             access_token: str | None, access_expires_at: datetime | None,
                             *, last_history_id: int | None = None) -> ServiceRow:
         """A service from its tokens as stored (unsealed here; also for queued watch stops)."""
-        key = self.config.token_key
-        refresh = crypto.unseal(refresh_token, key, account_id=service_id,
+        keys = self.config.keyring
+        refresh = crypto.unseal(refresh_token, keys, account_id=service_id,
                                 column="refresh_token")
         access = None
         if access_token and access_expires_at:
-            value = crypto.unseal(access_token, key, account_id=service_id,
+            value = crypto.unseal(access_token, keys, account_id=service_id,
                                   column="access_token")
             access = AccessToken(value, access_expires_at.timestamp())
         return ServiceRow(
@@ -239,13 +240,12 @@ class SyncEngine:
 
     def client_for(self, service: ServiceRow) -> GmailClient:
         """A Gmail client for ``service`` (also used by watch renewal)."""
-        key = self.config.token_key
 
         async def persist(token: AccessToken) -> None:
-            sealed = crypto.seal(token.value, key, account_id=service.id, column="access_token")
+            # Plain: the web app sends mail with the access token it finds there.
             expires = datetime.fromtimestamp(token.expires_at, UTC)
-            await self.pool.execute(query("sync_store_access_token"), service.id, sealed, expires,
-                                    service.stored_refresh_token)
+            await self.pool.execute(query("sync_store_access_token"), service.id, token.value,
+                                    expires, service.stored_refresh_token)
 
         tokens = ServiceTokens(self._session, self.config.oauth, service.refresh_token,
                                service.access_token, persist)

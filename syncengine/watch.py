@@ -40,7 +40,7 @@ from delightbridge.errors import (
     TokenDecryptionError,
 )
 from delightbridge.settings import Settings
-from syncengine import identities
+from syncengine import identities, tokens
 from syncengine.engine import SyncEngine
 
 log = logging.getLogger(__name__)
@@ -172,10 +172,17 @@ async def disconnect(engine: SyncEngine, service_id: str,
 
 async def drain_stops(engine: SyncEngine, *, only: int | None = None,
                       now: datetime | None = None) -> list[StopOutcome]:
-    """Stop every queued watch (or only the queued stop ``only``) and revoke its grant."""
+    """Stop every queued watch (or only the queued stop ``only``) and revoke its grant.
+
+    The stops left queued keep their tokens sealed with the current key (a trigger or a
+    disconnect queues them as the web app's columns had them, plain).
+    """
     now = now or datetime.now(UTC)
-    return [await _stop_queued(engine, row, now)
-            for row in await engine.pool.fetch(query("watch_stops_pending"), only)]
+    outcomes = [await _stop_queued(engine, row, now)
+                for row in await engine.pool.fetch(query("watch_stops_pending"), only)]
+    async with engine.pool.acquire() as conn, conn.transaction():
+        await tokens.seal_queued_tokens(conn, engine.config.keyring)
+    return outcomes
 
 
 async def _stop_queued(engine: SyncEngine, row: asyncpg.Record, now: datetime) -> StopOutcome:

@@ -50,7 +50,7 @@ from db.queries import query
 from delightbridge import logs
 from delightbridge.errors import DelightBridgeError, ServiceNotFound
 from delightbridge.settings import Settings
-from syncengine import crypto, identities, watch
+from syncengine import identities, watch
 from syncengine.runs import SyncResult
 
 routes = web.RouteTableDef()
@@ -261,7 +261,7 @@ async def _complete(request: web.Request) -> tuple[str, uuid.UUID]:
                 "action": "connect.wrong_account", "service": service_id,
                 "expected": row["email"], "got": address})
             raise ConnectFailed("wrong_account", service_id)
-        await store_tokens(pool, settings, service_id, tokens,
+        await store_tokens(pool, service_id, tokens,
                            address=address if placeholder else None)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         log.exception("connect could not use the database", extra={
@@ -357,14 +357,11 @@ async def profile_address(app: web.Application, access_token: str, service_id: s
     return address
 
 
-async def store_tokens(pool: asyncpg.Pool, settings: Settings, service_id: str,
-                       tokens: GrantedTokens, *, address: str | None = None) -> None:
-    """The service's new tokens and, for a placeholder service, its mailbox's address."""
-    key = settings.token_encryption_key
-    refresh = crypto.seal(tokens.refresh_token, key, account_id=service_id,
-                          column="refresh_token")
-    access = crypto.seal(tokens.access_token, key, account_id=service_id,
-                         column="access_token")
+async def store_tokens(pool: asyncpg.Pool, service_id: str, tokens: GrantedTokens, *,
+                       address: str | None = None) -> None:
+    """The service's new tokens, plain as the web app reads them (they are never sealed:
+    see :mod:`syncengine.crypto`), and, for a placeholder service, its mailbox's address."""
+    refresh, access = tokens.refresh_token, tokens.access_token
     expires = datetime.fromtimestamp(tokens.expires_at, UTC)
     try:
         stored = await pool.fetchval(query("api_store_tokens"), service_id, refresh, access,

@@ -31,7 +31,6 @@ from api.keys import BACKGROUND
 from api.openapi import document
 from api.sessions import mint_admin_cookie
 from delightbridge.settings import Settings
-from syncengine import crypto
 from syncengine.gmail.retry import RetryPolicy
 
 # GmailSim: its fixtures come from tests/conftest.py's pytest_plugins.
@@ -217,11 +216,9 @@ class Api:
 
     async def add_service(self, service_id: str, email: str, *, refresh_token: str | None,
                           last_history_id: str | None = None) -> None:
-        stored = refresh_token and crypto.seal(refresh_token, TOKEN_KEY, account_id=service_id,
-                                               column="refresh_token")
         await self.pool.execute(
             "INSERT INTO gmail_accounts (id, name, email, refresh_token, last_history_id) "
-            "VALUES ($1, $2, $3, $4, $5)", service_id, service_id.title(), email, stored,
+            "VALUES ($1, $2, $3, $4, $5)", service_id, service_id.title(), email, refresh_token,
             last_history_id)
 
     async def connected_service(self, service_id: str, email: str, *, messages: int = 0,

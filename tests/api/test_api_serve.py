@@ -25,7 +25,6 @@ import asyncpg
 import pytest
 
 from delightbridge.settings import variable_names
-from syncengine import crypto
 from tests.api.conftest import OPS_EMAIL, SECRET, TOKEN_KEY
 from tests.plugins.gmail import GmailSim
 
@@ -163,9 +162,7 @@ async def mailbox(db_url: str, gmail_sim: GmailSim) -> str:
     try:
         await conn.execute(
             "INSERT INTO gmail_accounts (id, name, email, refresh_token) VALUES ($1, $2, $3, $4)",
-            SERVICE, "Help", ADDRESS,
-            crypto.seal(mailbox.refresh_token, TOKEN_KEY, account_id=SERVICE,
-                        column="refresh_token"))
+            SERVICE, "Help", ADDRESS, mailbox.refresh_token)
     finally:
         await conn.close()
     return ADDRESS

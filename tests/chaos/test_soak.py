@@ -49,7 +49,6 @@ from delightbridge.settings import Settings
 from gmailsim import Simulator
 from gmailsim.push import PushConfig
 from gmailsim.server import RunningSimulator, serve
-from syncengine import crypto
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.parse import is_mirrored
 from syncengine.verify import verify
@@ -224,11 +223,10 @@ class World:
             messages = self.sizes.seed_messages
             self.sim.seed(address, messages=messages, threads=max(1, messages // 3), seed=i)
             service = self.services[address]
-            sealed = crypto.seal(mailbox.refresh_token, TOKEN_KEY, account_id=service,
-                                 column="refresh_token")
             await pool.execute(
                 "INSERT INTO gmail_accounts (id, name, email, refresh_token) "
-                "VALUES ($1, $2, $3, $4)", service, f"Chaos {i}", address, sealed)
+                "VALUES ($1, $2, $3, $4)", service, f"Chaos {i}", address,
+                mailbox.refresh_token)
         async with SyncEngine.open(pool, EngineConfig.from_settings(self.settings())) as engine:
             for service in self.services.values():
                 await engine.sync(service, mode="full", trigger="connect")

@@ -37,7 +37,6 @@ from delightbridge.settings import Settings
 from gmailsim import Simulator
 from gmailsim.push import PushConfig
 from gmailsim.server import RunningSimulator, serve
-from syncengine import crypto
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.gmail.retry import RetryPolicy
 from syncengine.parse import is_mirrored
@@ -262,11 +261,9 @@ class Env:
         self.refresh_tokens.append(mailbox.refresh_token)
         if messages:
             self.sim.seed(address, messages=messages, threads=threads, seed=3)
-        sealed = crypto.seal(mailbox.refresh_token, TOKEN_KEY, account_id=service_id,
-                             column="refresh_token")
         await self.pool.execute(
             "INSERT INTO gmail_accounts (id, name, email, refresh_token) VALUES ($1, $2, $3, $4)",
-            service_id, service_id.title(), address, sealed)
+            service_id, service_id.title(), address, mailbox.refresh_token)
         async with SyncEngine.open(self.pool, self.engine_config()) as engine:
             await engine.sync(service_id, mode="full", trigger="connect")
         if watch:

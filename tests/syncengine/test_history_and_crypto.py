@@ -33,31 +33,46 @@ def test_plan_tolerates_odd_records() -> None:
 
 
 KEY = bytes(range(32))
+RING = crypto.Keyring(KEY)
 
 
 def test_seal_roundtrip_and_plaintext_passthrough() -> None:
-    sealed = crypto.seal("1//refresh", KEY, account_id="svc", column="refresh_token")
+    sealed = crypto.seal("1//refresh", RING, account_id="svc", column="refresh_token")
     assert sealed.startswith("enc:v1:")
     assert "refresh" not in sealed
-    assert crypto.unseal(sealed, KEY, account_id="svc", column="refresh_token") == "1//refresh"
-    assert crypto.unseal("plain-token", KEY, account_id="svc", column="refresh_token") == (
+    assert crypto.unseal(sealed, RING, account_id="svc", column="refresh_token") == "1//refresh"
+    assert crypto.unseal("plain-token", RING, account_id="svc", column="refresh_token") == (
         "plain-token")
-    assert crypto.seal("x", None, account_id="svc", column="access_token") == "x"
+    assert crypto.seal("x", crypto.Keyring(), account_id="svc", column="access_token") == "x"
 
 
 @pytest.mark.parametrize(
-    ("key", "account", "column", "problem"),
+    ("keyring", "account", "column", "problem"),
     [
-        (None, "svc", "refresh_token", "TOKEN_ENCRYPTION_KEY is unset"),
-        (bytes(32), "svc", "refresh_token", "does not decrypt"),
-        (KEY, "other-svc", "refresh_token", "does not decrypt"),  # copied onto another row
-        (KEY, "svc", "access_token", "does not decrypt"),  # moved to another column
+        (crypto.Keyring(), "svc", "refresh_token", "TOKEN_ENCRYPTION_KEY is unset"),
+        (crypto.Keyring(bytes(32)), "svc", "refresh_token", "does not decrypt"),
+        (RING, "other-svc", "refresh_token", "does not decrypt"),  # copied onto another row
+        (RING, "svc", "access_token", "does not decrypt"),  # moved to another column
     ],
 )
 def test_unseal_refuses_wrong_key_row_or_column(
-    key: bytes | None, account: str, column: str, problem: str
+    keyring: crypto.Keyring, account: str, column: str, problem: str
 ) -> None:
-    sealed = crypto.seal("1//refresh", KEY, account_id="svc", column="refresh_token")
+    sealed = crypto.seal("1//refresh", RING, account_id="svc", column="refresh_token")
     with pytest.raises(TokenDecryptionError, match=problem) as caught:
-        crypto.unseal(sealed, key, account_id=account, column=column)
+        crypto.unseal(sealed, keyring, account_id=account, column=column)
     assert "1//refresh" not in str(caught.value)
+
+
+def test_rotation_old_keys_open_the_current_key_seals() -> None:
+    old, new = bytes(range(32)), bytes(range(1, 33))
+    by_old = crypto.seal("tok", crypto.Keyring(old), account_id="svc", column="refresh_token")
+    rotated = crypto.Keyring(new, (old,))
+    assert crypto.unseal(by_old, rotated, account_id="svc", column="refresh_token") == "tok"
+    assert not crypto.is_current(by_old, rotated, account_id="svc", column="refresh_token")
+    by_new = crypto.seal("tok", rotated, account_id="svc", column="refresh_token")
+    assert crypto.is_current(by_new, rotated, account_id="svc", column="refresh_token")
+    # Old keys alone open, and seal nothing: values become plain.
+    read_only = crypto.Keyring(None, (old,))
+    assert crypto.unseal(by_old, read_only, account_id="svc", column="refresh_token") == "tok"
+    assert crypto.is_current("tok", read_only, account_id="svc", column="refresh_token")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-
+import aiohttp
 import asyncpg
 import pytest
 
@@ -18,26 +17,33 @@ from tests.syncengine.mirror import assert_mirror
 KEY = bytes(range(32))
 
 
-async def test_tokens_are_sealed_at_rest_and_read_either_way(setup: SyncSetup) -> None:
+async def test_web_app_tokens_stay_plain_and_an_earlier_sealed_one_is_still_read(
+    setup: SyncSetup
+) -> None:
+    """An earlier release sealed gmail_accounts tokens; this one reads them (with the key)
+    and writes every refreshed access token plain, as the web app reads it."""
     setup.sim.seed(setup.address, messages=10, threads=3, seed=13)
-    sealed_refresh = crypto.seal(setup.mailbox.refresh_token, KEY, account_id=setup.account_id,
-                                 column="refresh_token")
+    sealed_refresh = crypto.seal(setup.mailbox.refresh_token, crypto.Keyring(KEY),
+                                 account_id=setup.account_id, column="refresh_token")
     await setup.pool.execute("UPDATE gmail_accounts SET refresh_token = $2 WHERE id = $1",
                              setup.account_id, sealed_refresh)
-    settings = engine_settings(setup.gmail,
-                               token_encryption_key=KEY)
+    settings = engine_settings(setup.gmail, token_encryption_key=KEY)
     config = EngineConfig.from_settings(settings, retry=FAST_POLICY, units_per_second=1e6)
     async with SyncEngine.open(setup.pool, config) as engine:
         await engine.sync(setup.account_id, mode="full", trigger="cli")
     row = await service_state(setup.pool, setup.account_id)
-    assert row["access_token"].startswith(crypto.PREFIX)
+    assert not crypto.is_encrypted(row["access_token"])
+    # Usable as it is, the way the web app uses it: a bearer token Gmail accepts.
+    async with aiohttp.ClientSession() as http, http.get(
+            f"{setup.gmail.base_url}/gmail/v1/users/me/profile",
+            headers={"Authorization": f"Bearer {row['access_token']}"}) as answer:
+        assert (answer.status, (await answer.json())["emailAddress"]) == (200, setup.address)
     assert row["access_token_expires_at"] is not None
     # Without the key an encrypted token is a clear error, not garbage sent to Google.
     from delightbridge.errors import TokenDecryptionError
 
     with pytest.raises(TokenDecryptionError, match="TOKEN_ENCRYPTION_KEY is unset"):
         await setup.engine.sync(setup.account_id, trigger="cli")
-    assert base64.b64encode(KEY).decode() not in row["access_token"]
 
 
 async def test_cached_access_token_is_reused_then_refreshed_after_expiry(
