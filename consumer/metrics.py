@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumer.notification import Reason
+from syncengine.outbox import Attempt
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
 
@@ -58,6 +59,22 @@ class ConsumerMetrics:
             "Push requests refused for their OIDC token", ["status"], registry=r)
         self.sweeps = Counter(
             "delightbridge_consumer_sweeps_total", "Safety-net sweeps run", registry=r)
+        self.events_delivered = Counter(
+            "delightbridge_events_delivered_total",
+            "New-mail events the receiver took (2xx), by kind", ["kind"], registry=r)
+        self.events_failed = Counter(
+            "delightbridge_events_failed_attempts_total",
+            "Event deliveries that failed and will be retried, by reason "
+            "(http_<status>, connection, timeout)", ["reason"], registry=r)
+        self.events_delivery_seconds = Histogram(
+            "delightbridge_events_delivery_seconds",
+            "From an event's commit to its delivery", buckets=_LATENCY_BUCKETS, registry=r)
+        self.events_pending = Gauge(
+            "delightbridge_events_pending",
+            "Events recorded and not yet delivered (every service)", registry=r)
+        self.events_oldest_pending_seconds = Gauge(
+            "delightbridge_events_oldest_pending_seconds",
+            "Age of the oldest undelivered event: alert when it grows", registry=r)
         self.swept = Counter(
             "delightbridge_consumer_swept_services_total",
             "Services the sweep found stale and synced", registry=r)
@@ -67,3 +84,14 @@ class ConsumerMetrics:
         for source in ("pull", "push"):
             self.received.labels(source)
             self.acked.labels(source)
+
+    def count_event_attempt(self, attempt: Attempt) -> None:
+        if attempt.delivered:
+            self.events_delivered.labels(attempt.kind).inc()
+            self.events_delivery_seconds.observe(attempt.age)
+        else:
+            self.events_failed.labels(attempt.error or "unknown").inc()
+
+    def set_event_backlog(self, pending: int, oldest_seconds: float) -> None:
+        self.events_pending.set(pending)
+        self.events_oldest_pending_seconds.set(oldest_seconds)

@@ -1,7 +1,8 @@
 """The consumer process: resources, side tasks, supervision and an orderly stop.
 
 ``Worker.run()`` opens the pool and the engine, starts the scheduler's workers, the
-sweep, the HTTP server and (pull mode) the streaming pull, then waits for the stop
+sweep, the HTTP server, (pull mode) the streaming pull and (with ``EVENTS_URL``) the
+new-mail event dispatcher, then waits for the stop
 event or for any side task to end. A side task ending on its own is a crash: it is
 logged at CRITICAL and the worker stops with exit code 1. SIGTERM/SIGINT set the stop
 event (a second signal cuts the grace period short). Stopping: stop pulling, let
@@ -32,6 +33,7 @@ from consumer.sweep import Sweeper, SweepReport
 from db.pool import open_pool
 from delightbridge.settings import Settings
 from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.outbox import Attempt, Dispatcher, OutboxConfig
 from syncengine.watch import RenewReport, WatchSettings, renewal_schedule
 
 log = logging.getLogger("consumer")
@@ -45,7 +47,8 @@ class Worker:
                  metrics: ConsumerMetrics | None = None,
                  observers: Sequence[Observer] = (),
                  sweep_observers: Sequence[Callable[[SweepReport], None]] = (),
-                 renewal_observers: Sequence[Callable[[RenewReport], None]] = ()) -> None:
+                 renewal_observers: Sequence[Callable[[RenewReport], None]] = (),
+                 event_observers: Sequence[Callable[[Attempt], None]] = ()) -> None:
         self.settings = settings
         self.config = config
         self.engine_config = engine_config or EngineConfig.from_settings(settings)
@@ -53,6 +56,7 @@ class Worker:
         self.observers = list(observers)  # told of every message's outcome
         self.sweep_observers = list(sweep_observers)  # told of every sweep's report
         self.renewal_observers = list(renewal_observers)  # told of every renewal pass
+        self.event_observers = list(event_observers)  # told of every event delivery attempt
         self.stop = asyncio.Event()  # set by signals or tests: stop gracefully
         self.force = asyncio.Event()  # set by a second signal: skip the grace period
         self.started = asyncio.Event()  # set once everything is up
@@ -125,6 +129,12 @@ class Worker:
             sweeper = Sweeper(pool, scheduler, self.metrics, interval=cfg.sweep_interval,
                               stale_after=cfg.stale_after, observers=self.sweep_observers)
             watched[asyncio.create_task(sweeper.run(self.stop), name="sweep")] = "sweep"
+            outbox = OutboxConfig.from_settings(self.settings)
+            if outbox is not None:
+                session = await stack.enter_async_context(aiohttp.ClientSession())
+                dispatcher = Dispatcher(pool, outbox, session, on_attempt=self._event_attempted,
+                                        on_backlog=self.metrics.set_event_backlog)
+                watched[asyncio.create_task(dispatcher.run(self.stop), name="events")] = "events"
             if cfg.renew_watches:
                 renewal = renewal_schedule(engine, WatchSettings.from_settings(self.settings),
                                            self.stop, on_report=self._count_renewals)
@@ -142,6 +152,11 @@ class Worker:
             await self._drain(scheduler, watched, http)
             return code
         raise AssertionError("unreachable")  # pragma: no cover - the stack re-raises
+
+    def _event_attempted(self, attempt: Attempt) -> None:
+        self.metrics.count_event_attempt(attempt)
+        for observer in self.event_observers:
+            observer(attempt)
 
     def _count_renewals(self, report: RenewReport) -> None:
         self.metrics.watch_renewals.labels("renewed").inc(len(report.renewed))

@@ -112,6 +112,8 @@ COMMANDS: tuple[Command, ...] = (
                     "syncengine.reseal_cli"),
     Command("encrypt-tokens", "refused: the web app's tokens stay plain (see reseal-tokens)",
             _encrypt_tokens_refused),
+    _module_command("events", "list, replay or deliver new-mail events (EVENTS_URL)",
+                    "syncengine.events_cli"),
     _module_command("renew-watches", "renew Gmail push watches that are due (cron, or --loop)",
                     "syncengine.watch_cli"),
     _module_command("simulator", "run the Gmail API simulator (seeded mailboxes)", "gmailsim.cli"),

@@ -69,6 +69,8 @@ class Settings:
     gmail_watch_label_filter_behavior: str = "include"
     token_encryption_key: bytes | None = field(default=None, repr=False)
     token_encryption_old_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    events_url: str | None = None
+    events_secret: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     data_dir: Path = Path(".delightbridge")
@@ -96,6 +98,9 @@ class Settings:
                 values[var.attr] = var.parse(raw.strip())
             except ValueError as exc:
                 raise ConfigError(var.name, str(exc)) from None
+        if "events_url" in values and "events_secret" not in values:
+            raise ConfigError("EVENTS_SECRET", "is required when EVENTS_URL is set: events "
+                              "are signed with it")
         if "log_format" not in values:
             values["log_format"] = "text" if _stderr_is_tty() else "json"
         return cls(**values)
@@ -120,7 +125,7 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """Values that must never appear in a log line."""
-        secrets = [self.auth_secret, self.google_client_secret]
+        secrets = [self.auth_secret, self.google_client_secret, self.events_secret]
         keys = ((self.token_encryption_key,) if self.token_encryption_key is not None
                 else ()) + self.token_encryption_old_keys
         for key in keys:
@@ -249,6 +254,12 @@ def _aes_keys(raw: str) -> tuple[bytes, ...]:
         except ValueError as exc:
             raise ValueError(f"key {n}: {exc}") from None
     return tuple(dict.fromkeys(keys))
+
+
+def _signing_secret(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError(f"must be at least 32 characters, got {len(raw)}")
+    return raw
 
 
 def _project(raw: str) -> str:
@@ -391,6 +402,10 @@ _VARIABLES: tuple[_Var, ...] = (
     _Var("TOKEN_ENCRYPTION_OLD_KEYS", "token_encryption_old_keys", _aes_keys,
          "comma-separated earlier keys, still accepted for reading (key rotation; "
          "reseal-tokens re-encrypts with TOKEN_ENCRYPTION_KEY)"),
+    _Var("EVENTS_URL", "events_url", _http_url,
+         "where new-mail events are POSTed (the web app's receiver); unset: none recorded"),
+    _Var("EVENTS_SECRET", "events_secret", _signing_secret,
+         "HMAC-SHA256 key signing each event (32+ characters; required with EVENTS_URL)"),
     _Var("LOG_LEVEL", "log_level", _log_level, "DEBUG, INFO, WARNING, ERROR"),
     _Var("LOG_FORMAT", "log_format", _log_format,
          "json or text; default text on a terminal, json otherwise"),

@@ -24,6 +24,8 @@ class SyncContext:
     account_id: str
     mailbox: str
     run: Run
+    # Record new-mail events (syncengine.events) with what this sync writes.
+    emit_events: bool = False
 
     async def parse(self, resources: Mapping[str, Resource | None]
                     ) -> tuple[list[ParsedMessage], list[str]]:

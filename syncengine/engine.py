@@ -56,6 +56,8 @@ class EngineConfig:
     keyring: crypto.Keyring
     units_per_second: float
     concurrency: int = 4
+    # Record new-mail events for the web app (EVENTS_URL is set).
+    events: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Pacing: at most pace_fraction of the budget in any one-second window (units are
     # stamped when answered, so latency jitter needs no further margin).
@@ -71,6 +73,7 @@ class EngineConfig:
                               settings.google_client_secret or ""),
             keyring=crypto.Keyring(settings.token_encryption_key,
                                    settings.token_encryption_old_keys),
+            events=settings.events_url is not None,
             units_per_second=settings.gmail_quota_units_per_second,
             concurrency=settings.gmail_fetch_concurrency,
         )
@@ -86,6 +89,7 @@ class ServiceRow:
     access_token: AccessToken | None
     last_history_id: int | None
     adopted: bool = True  # this service has run a full sync of it (see _sync_mode)
+    synced_before: bool = True  # a sync of it succeeded before: not its initial import
 
 
 class SyncEngine:
@@ -152,7 +156,8 @@ class SyncEngine:
             return result
 
     async def _run(self, service: ServiceRow, run: Run, repair: Collection[str] = ()) -> None:
-        ctx = SyncContext(self.pool, self.client_for(service), service.id, service.email, run)
+        ctx = SyncContext(self.pool, self.client_for(service), service.id, service.email, run,
+                          emit_events=self.config.events and service.synced_before)
         await self._sync_mode(ctx, service, run)
         if repair and run.mode == "incremental":  # a full sync has already rewritten all
             run.progress.phase = "repairing"
@@ -218,7 +223,8 @@ class SyncEngine:
             service_id, row["email"], row["refresh_token"], row["access_token"],
             row["access_token_expires_at"],
             last_history_id=int(cursor) if cursor and cursor.isdigit() else None)
-        return replace(service, adopted=row["last_full_sync_at"] is not None)
+        return replace(service, adopted=row["last_full_sync_at"] is not None,
+                       synced_before=row["last_synced_at"] is not None)
 
     def service_from_tokens(self, service_id: str, email: str, refresh_token: str,
                             access_token: str | None, access_expires_at: datetime | None,

@@ -210,7 +210,8 @@ async def run_full(ctx: SyncContext) -> int:
 
     run.progress.phase = "reconciling"
     async with ctx.pool.acquire() as conn, conn.transaction():
-        deleted, threads = await store.delete_unseen(conn, ctx.account_id, ctx.mailbox, run.id)
+        deleted, threads = await store.delete_unseen(conn, ctx.account_id, ctx.mailbox, run.id,
+                                                     events=ctx.emit_events)
         await store.advance_cursor(conn, ctx.account_id, cursor)
         run.progress.deleted += deleted
         run.progress.threads |= threads
@@ -290,7 +291,7 @@ async def _store_page(ctx: SyncContext, parsed: list[ParsedMessage]) -> None:
     progress = ctx.run.progress
     async with ctx.pool.acquire() as conn, conn.transaction():
         written = await store.store_messages(conn, ctx.account_id, ctx.mailbox, mirrored,
-                                             ctx.run.id)
+                                             ctx.run.id, events=ctx.emit_events)
         progress.stored += written.written
         progress.conflicts += written.conflicts
         progress.threads |= written.threads

@@ -31,8 +31,10 @@ async def apply(ctx: SyncContext, fetch: Collection[str], delete: Collection[str
     keep = [m for m in parsed if m.is_mirrored]
     drop = set(delete) | set(gone) | {m.gmail_message_id for m in parsed if not m.is_mirrored}
     async with ctx.pool.acquire() as conn, conn.transaction():
-        written = await store.store_messages(conn, ctx.account_id, ctx.mailbox, keep, run.id)
-        deleted, threads = await store.delete_messages(conn, ctx.account_id, ctx.mailbox, drop)
+        written = await store.store_messages(conn, ctx.account_id, ctx.mailbox, keep, run.id,
+                                             events=ctx.emit_events)
+        deleted, threads = await store.delete_messages(conn, ctx.account_id, ctx.mailbox, drop,
+                                                       events=ctx.emit_events)
         if cursor is not None:
             await store.advance_cursor(conn, ctx.account_id, cursor)
             run.end_history_id = cursor

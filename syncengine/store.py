@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from db.queries import query
 from db.types import Connection
+from syncengine import events as events_
 from syncengine.parse import ParsedMessage
 from syncengine.threads import SenderIdentity, email_row_id, summarize_thread
 
@@ -50,13 +51,20 @@ async def store_messages(
     mailbox: str,
     messages: Sequence[ParsedMessage],
     run_id: uuid.UUID,
+    *,
+    events: bool = False,
 ) -> WriteResult:
-    """Insert or update ``messages`` (all mirrored) and refresh their threads."""
+    """Insert or update ``messages`` (all mirrored) and refresh their threads.
+
+    ``events``: record new-mail events (:mod:`syncengine.events`) in this transaction:
+    each new inbound message, and each existing thread whose status changed.
+    """
     if not messages:
         return WriteResult(0, 0, frozenset())
     messages = list({m.gmail_message_id: m for m in messages}.values())  # the last of each id
     gmail_threads = sorted({m.gmail_thread_id for m in messages})
-    await conn.execute(query("sync_threads_ensure"), account_id, gmail_threads)
+    created = {r["id"] for r in await conn.fetch(query("sync_threads_ensure"), account_id,
+                                                 gmail_threads)}
     thread_ids = {
         r["gmail_thread_id"]: r["id"]
         for r in await conn.fetch(query("sync_thread_ids"), account_id, gmail_threads)
@@ -64,7 +72,17 @@ async def store_messages(
     columns = _email_columns(account_id, thread_ids, messages)
     written = await conn.fetch(query("sync_emails_upsert"), *columns, account_id, run_id)
     touched = frozenset(thread_ids.values())
-    await refresh_threads(conn, account_id, mailbox, touched)
+    changes = await refresh_threads(conn, account_id, mailbox, touched)
+    if events:
+        by_id = {m.gmail_message_id: m for m in messages}
+        received = [
+            (events_.MESSAGE_RECEIVED, events_.message_received(
+                thread_ids[by_id[r["gmail_message_id"]].gmail_thread_id], r["id"],
+                by_id[r["gmail_message_id"]]))
+            for r in written
+            if r["inserted"] and by_id[r["gmail_message_id"]].direction == "inbound"]
+        await record_events(conn, account_id, [
+            *received, *_status_events(c for c in changes if c.thread_id not in created)])
     # A row of another service with the same Gmail id is left alone (the upsert's WHERE)
     # and not returned: such a message is not this account's afterwards, a conflict.
     return WriteResult(written=len(written), conflicts=len(messages) - len(written),
@@ -86,39 +104,70 @@ def _email_columns(account_id: str, thread_ids: dict[str, str],
 
 
 async def delete_messages(conn: Connection, account_id: str, mailbox: str,
-                          gmail_ids: Iterable[str]) -> tuple[int, frozenset[str]]:
+                          gmail_ids: Iterable[str], *, events: bool = False
+                          ) -> tuple[int, frozenset[str]]:
     """Remove messages the mailbox no longer mirrors; refresh or drop their threads."""
     ids = sorted(set(gmail_ids))
     if not ids:
         return 0, frozenset()
     deleted = await conn.fetch(query("sync_emails_delete"), account_id, ids)
     threads = frozenset(r["thread_id"] for r in deleted)
-    await refresh_threads(conn, account_id, mailbox, threads)
+    changes = await refresh_threads(conn, account_id, mailbox, threads)
+    if events:
+        await record_events(conn, account_id, list(_status_events(changes)))
     return len(deleted), threads
 
 
-async def delete_unseen(conn: Connection, account_id: str, mailbox: str, run_id: uuid.UUID
-                        ) -> tuple[int, frozenset[str]]:
+async def delete_unseen(conn: Connection, account_id: str, mailbox: str, run_id: uuid.UUID,
+                        *, events: bool = False) -> tuple[int, frozenset[str]]:
     """After a full sync: remove every message of the account that run did not write."""
     deleted = await conn.fetch(query("sync_emails_delete_unseen"), account_id, run_id)
     threads = frozenset(r["thread_id"] for r in deleted)
-    await refresh_threads(conn, account_id, mailbox, threads)
+    changes = await refresh_threads(conn, account_id, mailbox, threads)
+    if events:
+        await record_events(conn, account_id, list(_status_events(changes)))
     empty = [r["id"] for r in await conn.fetch(query("sync_threads_empty_for_update"),
                                                account_id)]
     await conn.execute(query("sync_threads_remove_empty"), empty)
     return len(deleted), threads
 
 
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    thread_id: str
+    old: str
+    new: str
+    is_read: bool
+
+
+def _status_events(changes: Iterable[StatusChange]) -> Iterator[tuple[str, dict[str, object]]]:
+    for change in changes:
+        yield events_.STATUS_CHANGED, events_.status_changed(
+            change.thread_id, change.old, change.new, change.is_read)
+
+
+async def record_events(conn: Connection, account_id: str,
+                        recorded: Sequence[tuple[str, Mapping[str, object]]]) -> None:
+    """Add events to the service's outbox, in order, in the caller's transaction; the
+    dispatcher is woken when it commits."""
+    if recorded:
+        await conn.execute(query("events_record"), account_id,
+                           [kind for kind, _ in recorded],
+                           [json.dumps(data) for _, data in recorded])
+
+
 async def refresh_threads(conn: Connection, account_id: str, mailbox: str,
-                          thread_ids: Iterable[str]) -> None:
+                          thread_ids: Iterable[str]) -> list[StatusChange]:
     """Recompute each thread's summary from its stored messages; remove empty threads.
 
     An empty thread holding the agents' work (a draft, a send in flight) is never
     deleted: it stays, archived, with its draft (see ``sync_threads_remove_empty``).
+    Returns the threads whose status changed.
     """
     ids = sorted(set(thread_ids))
+    changes: list[StatusChange] = []
     if not ids:
-        return
+        return changes
     members: dict[str, list[StoredMessage]] = defaultdict(list)
     current: dict[str, str | None] = {}
     for r in await conn.fetch(query("sync_thread_members"), ids):
@@ -140,11 +189,14 @@ async def refresh_threads(conn: Connection, account_id: str, mailbox: str,
                       summary.last_message_at, summary.reply_from_email)
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
-        await conn.execute(query("sync_threads_update"), *columns)
+        changes = [StatusChange(r["id"], r["old_status"], r["new_status"], r["is_read"])
+                   for r in await conn.fetch(query("sync_threads_update"), *columns)
+                   if r["old_status"] != r["new_status"]]
     empty = [t for t in ids if t not in members]
     if empty:
         await conn.execute(query("sync_threads_lock"), empty)
         await conn.execute(query("sync_threads_remove_empty"), empty)
+    return changes
 
 
 async def advance_cursor(conn: Connection, account_id: str, history_id: int) -> None:

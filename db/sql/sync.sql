@@ -5,7 +5,7 @@
 
 -- name: sync_service
 SELECT a.id, a.email, a.access_token, s.access_token_expires_at, a.refresh_token,
-       a.last_history_id, s.disconnected_reason, s.last_full_sync_at
+       a.last_history_id, s.disconnected_reason, s.last_full_sync_at, s.last_synced_at
 FROM gmail_accounts a
 LEFT JOIN delightbridge_sync.services s ON s.account_id = a.id
 WHERE a.id = $1
@@ -130,6 +130,7 @@ INSERT INTO email_threads (id, account_id, gmail_thread_id, subject, customer_em
 SELECT 'thread-' || $1 || '-' || g, $1, g, '', '', '', now()
 FROM unnest($2::text[]) AS g
 ON CONFLICT (account_id, gmail_thread_id) DO NOTHING
+RETURNING id
 
 -- name: sync_thread_ids
 SELECT gmail_thread_id, id FROM email_threads
@@ -153,7 +154,8 @@ WHERE account_id = $1
 ORDER BY created_at, id
 
 -- A NULL subject, status or is_read is unknown (the newest message was written by the
--- web app): the stored value stays.
+-- web app): the stored value stays. Returns each changed thread's status before (the
+-- joined row is the one the statement started with) and after.
 -- name: sync_threads_update
 UPDATE email_threads AS t
 SET subject = coalesce(u.subject, t.subject), customer_email = u.customer_email,
@@ -163,14 +165,16 @@ SET subject = coalesce(u.subject, t.subject), customer_email = u.customer_email,
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[],
             $7::timestamp[], $8::text[])
      AS u(id, subject, customer_email, customer_name, status, is_read, last_message_at,
-          reply_from_email)
-WHERE t.id = u.id
+          reply_from_email),
+     email_threads AS before
+WHERE t.id = u.id AND before.id = t.id
   AND (t.subject, t.customer_email, t.customer_name, t.status::text, t.is_read,
        t.last_message_at, t.reply_from_email)
       IS DISTINCT FROM
       (coalesce(u.subject, t.subject), u.customer_email, u.customer_name,
        coalesce(u.status, t.status::text), coalesce(u.is_read, t.is_read), u.last_message_at,
        u.reply_from_email)
+RETURNING t.id, before.status::text AS old_status, t.status::text AS new_status, t.is_read
 
 -- Threads about to be removed, locked first: once locked, the web app cannot attach a
 -- draft or a send to them (its foreign key waits), so the check below sees them all.
@@ -237,7 +241,7 @@ WITH u AS (
         sent_at = EXCLUDED.sent_at
     WHERE emails.thread_id = EXCLUDED.thread_id
        OR emails.thread_id IN (SELECT id FROM email_threads WHERE account_id = $27)
-    RETURNING emails.id, emails.gmail_message_id
+    RETURNING emails.id, emails.gmail_message_id, xmax = 0 AS inserted
 ), meta AS (
     INSERT INTO delightbridge_sync.messages (
         email_id, subject, cc_email, bcc_email, reply_to, body_text, snippet, label_ids,
@@ -257,7 +261,8 @@ WITH u AS (
         content_hash = EXCLUDED.content_hash, parse_problems = EXCLUDED.parse_problems,
         synced_run_id = EXCLUDED.synced_run_id, updated_at = now()
 )
-SELECT gmail_message_id FROM written
+-- inserted: a new row, not an update (an inserted row version has no xmax).
+SELECT id, gmail_message_id, inserted FROM written
 
 -- Their metadata goes with them (the foreign key's cascade).
 -- name: sync_emails_delete

@@ -39,6 +39,7 @@ from gmailsim.push import PushConfig
 from gmailsim.server import RunningSimulator, serve
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.gmail.retry import RetryPolicy
+from syncengine.outbox import Attempt
 from syncengine.parse import is_mirrored
 from syncengine.watch import RenewReport
 from tests.consumer.oidc import CertsServer, SigningKey
@@ -163,6 +164,7 @@ class Recorder:
     outcomes: list[tuple[Delivery, Outcome]] = field(default_factory=list)
     sweeps: list[SweepReport] = field(default_factory=list)
     renewals: list[RenewReport] = field(default_factory=list)
+    event_attempts: list[Attempt] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __call__(self, delivery: Delivery, outcome: Outcome) -> None:
@@ -175,6 +177,10 @@ class Recorder:
 
     def renewed(self, report: RenewReport) -> None:
         self.renewals.append(report)
+        self._changed.set()
+
+    def event_attempted(self, attempt: Attempt) -> None:
+        self.event_attempts.append(attempt)
         self._changed.set()
 
     async def wait_for(self, predicate: Callable[[Recorder], bool], within: float = 15.0
@@ -311,7 +317,8 @@ class Env:
         worker = Worker(settings, self.config(**config),
                         engine_config=self.engine_config(settings, **(engine or {})),
                         observers=[recorder], sweep_observers=[recorder.swept],
-                        renewal_observers=[recorder.renewed])
+                        renewal_observers=[recorder.renewed],
+                        event_observers=[recorder.event_attempted])
         task = asyncio.create_task(worker.run())
         started = asyncio.create_task(worker.started.wait())
         await asyncio.wait({task, started}, timeout=30, return_when=asyncio.FIRST_COMPLETED)

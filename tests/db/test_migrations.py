@@ -28,7 +28,7 @@ from tests.db.catalog import (
     without_service_trigger,
 )
 
-SERVICE_TABLES = {"schema_migrations", "services", "messages", "runs", "watch_stops"}
+SERVICE_TABLES = {"schema_migrations", "services", "messages", "runs", "watch_stops", "events"}
 
 
 @pytest.fixture
