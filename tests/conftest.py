@@ -20,6 +20,7 @@ import pytest
 
 from db.migrate import migrate
 from delightbridge import embedded_pg
+from tests.db.catalog import load_reference
 from tests.dbutil import REFERENCE_SCHEMA, create_database, drop_database, with_database
 
 pytest_plugins = ["tests.plugins.gmail", "tests.plugins.pubsub"]
@@ -41,13 +42,16 @@ def pg_admin_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def template_database(pg_admin_url: str) -> Iterator[str]:
-    """Name of a database migrated once for the whole run."""
+    """Name of a database migrated once for the whole run: the web app's tables laid out
+    by its reference file (as its deploy tool creates them), then this service's
+    migrations, as in a deployment where the web app came first."""
     name = f"dbsync_tmpl_{uuid.uuid4().hex[:10]}"
 
     async def build() -> None:
         url = await create_database(pg_admin_url, name)
         conn = await asyncpg.connect(url)
         try:
+            await load_reference(conn, rows=False)
             await migrate(conn)
         finally:
             await conn.close()
