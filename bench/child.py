@@ -53,6 +53,8 @@ def settings_for(spec: dict[str, Any], **extra: Any) -> Any:
         "gmail_api_endpoint": sim["base_url"], "google_oauth_token_uri": sim["token_uri"],
         "google_client_id": sim["client_id"], "google_client_secret": sim["client_secret"],
         "log_format": "json", "log_level": "WARNING",
+        # The scenarios' simulators enforce the legacy model (250 units/s) unless told.
+        "gmail_quota_profile": spec.get("quota_profile", "legacy"),
     }
     values.update(extra)
     return Settings(**values)
@@ -60,7 +62,10 @@ def settings_for(spec: dict[str, Any], **extra: Any) -> Any:
 
 def engine_config(settings: Any, overrides: dict[str, Any]) -> Any:
     from syncengine.engine import EngineConfig
+    from syncengine.gmail.quota import QuotaProfile
 
+    if overrides.get("quota") == "unlimited":  # JSON cannot carry the profile itself
+        overrides = {**overrides, "quota": QuotaProfile.unlimited()}
     return EngineConfig.from_settings(settings, **overrides)
 
 

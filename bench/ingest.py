@@ -30,7 +30,7 @@ from bench.sim import gmail_totals
 from bench.stats import med, spread, target
 
 SERVICE = "svc-ingest"
-UNLIMITED = {"units_per_second": 1_000_000.0}
+UNLIMITED = {"quota": "unlimited"}
 
 
 async def _prepare(h: Harness) -> tuple[Any, Any]:

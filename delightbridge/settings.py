@@ -59,7 +59,12 @@ class Settings:
     consumer_renew_watches: bool | None = None
     gmail_api_endpoint: str = "https://gmail.googleapis.com"
     gmail_batch_size: int = 50
-    gmail_quota_units_per_second: int = 250
+    gmail_quota_profile: str = "2026"
+    gmail_quota_user_units: int | None = None
+    gmail_quota_user_window_seconds: float | None = None
+    gmail_quota_project_units_per_minute: int | None = None
+    gmail_quota_daily_units: int | None = None
+    gmail_quota_costs: Mapping[str, int] = field(default_factory=dict)
     gmail_fetch_concurrency: int = 4
     pubsub_project: str = "delightbridge-local"
     pubsub_topic: str = "gmail-push"
@@ -262,6 +267,30 @@ def _signing_secret(raw: str) -> str:
     return raw
 
 
+def _quota_profile(raw: str) -> str:
+    if raw not in ("2026", "legacy"):
+        raise ValueError(f"must be 2026 or legacy, got {raw!r}")
+    return raw
+
+
+def _costs(raw: str) -> dict[str, int]:
+    costs: dict[str, int] = {}
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        method, sep, units = item.partition("=")
+        if not sep or not method.strip() or not units.strip().isdigit():
+            raise ValueError(f"must be method=units pairs, comma-separated; {item!r} is not")
+        costs[method.strip()] = int(units)
+    return costs
+
+
+def _replaced_units_per_second(raw: str) -> str:
+    raise ValueError("was replaced: set GMAIL_QUOTA_PROFILE (2026 or legacy) and, to "
+                     "override its per-mailbox budget, GMAIL_QUOTA_USER_UNITS and "
+                     "GMAIL_QUOTA_USER_WINDOW_SECONDS")
+
+
 def _project(raw: str) -> str:
     if not _PROJECT_RE.match(raw):
         raise ValueError(f"is not a Google Cloud project id: {raw!r}")
@@ -352,9 +381,21 @@ _VARIABLES: tuple[_Var, ...] = (
          "Gmail API base URL (may carry a path prefix)"),
     _Var("GMAIL_BATCH_SIZE", "gmail_batch_size", _int_between(1, 100),
          "requests per Gmail batch call; 1 disables batching"),
-    _Var("GMAIL_QUOTA_UNITS_PER_SECOND", "gmail_quota_units_per_second",
-         _int_between(1, 100_000),
-         "per-mailbox quota budget the client paces itself to (Gmail's default: 250)"),
+    _Var("GMAIL_QUOTA_PROFILE", "gmail_quota_profile", _quota_profile,
+         "Gmail's quota model: 2026 (projects created since 2026-05-01) or legacy"),
+    _Var("GMAIL_QUOTA_USER_UNITS", "gmail_quota_user_units", _int_between(1, 10**9),
+         "override: units per mailbox per window (2026: 6000, legacy: 250)"),
+    _Var("GMAIL_QUOTA_USER_WINDOW_SECONDS", "gmail_quota_user_window_seconds",
+         _number(0.1, 3600), "override: the per-mailbox window (2026: 60, legacy: 1)"),
+    _Var("GMAIL_QUOTA_PROJECT_UNITS_PER_MINUTE", "gmail_quota_project_units_per_minute",
+         _int_between(1, 10**10), "override: units per minute for every mailbox together "
+         "(1200000)"),
+    _Var("GMAIL_QUOTA_DAILY_UNITS", "gmail_quota_daily_units", _int_between(0, 10**12),
+         "override: units per Pacific day for the project (2026: 80000000; 0: none)"),
+    _Var("GMAIL_QUOTA_COSTS", "gmail_quota_costs", _costs,
+         "override: units per method, e.g. messages.get=20,threads.get=40"),
+    _Var("GMAIL_QUOTA_UNITS_PER_SECOND", "gmail_quota_profile", _replaced_units_per_second,
+         "replaced by GMAIL_QUOTA_PROFILE and GMAIL_QUOTA_USER_UNITS"),
     _Var("GMAIL_FETCH_CONCURRENCY", "gmail_fetch_concurrency", _int_between(1, 64),
          "batches (or single calls) in flight per mailbox"),
     _Var("PUBSUB_PROJECT", "pubsub_project", _project, "Google Cloud project of the topic"),

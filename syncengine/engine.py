@@ -39,6 +39,7 @@ from syncengine.gmail.calls import CallBuilder, call_builder
 from syncengine.gmail.client import GmailClient
 from syncengine.gmail.oauth import AccessToken, OAuthClient, ServiceTokens
 from syncengine.gmail.pacing import QuotaPacer
+from syncengine.gmail.quota import QuotaProfile, profile_from_settings
 from syncengine.gmail.retry import RetryPolicy
 from syncengine.incremental import apply, run_incremental
 from syncengine.lock import service_lock
@@ -54,12 +55,12 @@ class EngineConfig:
     batch_size: int
     oauth: OAuthClient
     keyring: crypto.Keyring
-    units_per_second: float
+    quota: QuotaProfile
     concurrency: int = 4
     # Record new-mail events for the web app (EVENTS_URL is set).
     events: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # Pacing: at most pace_fraction of the budget in any one-second window (units are
+    # Pacing: at most pace_fraction of a mailbox's budget in any window (units are
     # stamped when answered, so latency jitter needs no further margin).
     pace_fraction: float = 0.98
 
@@ -74,7 +75,7 @@ class EngineConfig:
             keyring=crypto.Keyring(settings.token_encryption_key,
                                    settings.token_encryption_old_keys),
             events=settings.events_url is not None,
-            units_per_second=settings.gmail_quota_units_per_second,
+            quota=profile_from_settings(settings),
             concurrency=settings.gmail_fetch_concurrency,
         )
         return cls(**{**{f: getattr(config, f) for f in cls.__dataclass_fields__}, **overrides})
@@ -99,6 +100,7 @@ class SyncEngine:
         self.config = config
         self._session = session
         self._calls = calls
+        self._pacers: dict[str, QuotaPacer] = {}
 
     @classmethod
     @asynccontextmanager
@@ -255,12 +257,22 @@ class SyncEngine:
 
         tokens = ServiceTokens(self._session, self.config.oauth, service.refresh_token,
                                service.access_token, persist)
-        pacer = QuotaPacer(self.config.units_per_second * self.config.pace_fraction)
         return GmailClient(
-            self._session, self._calls, tokens, pacer, batch_uri=self.config.batch_uri,
+            self._session, self._calls, tokens, self.pacer_for(service.id),
+            costs=self.config.quota.costs, batch_uri=self.config.batch_uri,
             batch_size=self.config.batch_size, concurrency=self.config.concurrency,
             policy=self.config.retry,
         )
+
+    def pacer_for(self, service_id: str) -> QuotaPacer:
+        """The mailbox's pacer, one per engine: every client of the mailbox in this
+        process (a sync, a renewal, a disconnect) draws on the same budget."""
+        pacer = self._pacers.get(service_id)
+        if pacer is None:
+            quota = self.config.quota
+            pacer = self._pacers[service_id] = QuotaPacer(
+                quota.user_units * self.config.pace_fraction, window=quota.user_window)
+        return pacer
 
     async def service(self, service_id: str) -> ServiceRow:
         return await self._load(service_id)

@@ -25,20 +25,6 @@ from urllib.parse import quote
 import httplib2
 from googleapiclient.discovery import build
 
-# Gmail's documented quota units per method (per user: 250 units/s by default).
-COSTS: dict[str, int] = {
-    "users.getProfile": 1,
-    "users.watch": 100,
-    "users.stop": 50,
-    "messages.list": 5,
-    "messages.get": 5,
-    "messages.attachments.get": 5,
-    "threads.list": 10,
-    "threads.get": 10,
-    "history.list": 2,
-    "settings.sendAs.list": 1,
-}
-
 # Stands for the id in a URL template; no Gmail id looks like it, and quoting keeps it.
 _ID = "DBSYNCIDPLACEHOLDER"
 
@@ -48,14 +34,12 @@ MAX_PAGE = 500
 
 @dataclass(frozen=True, slots=True)
 class GmailCall:
+    """One Gmail call as data; ``name`` keys its cost (syncengine.gmail.quota)."""
+
     name: str
     method: str
     url: str
     body: bytes | None = None
-
-    @property
-    def cost(self) -> int:
-        return COSTS[self.name]
 
 
 class CallBuilder:

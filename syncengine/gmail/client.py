@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -40,6 +40,7 @@ from syncengine.gmail import batch as batch_format
 from syncengine.gmail.calls import CallBuilder, GmailCall, json_body
 from syncengine.gmail.oauth import ServiceTokens
 from syncengine.gmail.pacing import QuotaPacer
+from syncengine.gmail.quota import COSTS_2026
 from syncengine.gmail.retry import RetryPolicy, Verdict, classify, error_info, retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class GmailClient:
         tokens: ServiceTokens,
         pacer: QuotaPacer,
         *,
+        costs: Mapping[str, int] = COSTS_2026,
         batch_uri: str,
         batch_size: int = 50,
         concurrency: int = 4,
@@ -125,6 +127,7 @@ class GmailClient:
         self._session = session
         self._tokens = tokens
         self._pacer = pacer
+        self._costs = costs
         self._batch_uri = batch_uri
         self._batch_size = max(1, min(batch_size, batch_format.MAX_BATCH))
         self.concurrency = max(1, concurrency)
@@ -132,6 +135,10 @@ class GmailClient:
         self._threads = _Gate(THREADS_IN_FLIGHT)
         self._policy = policy or RetryPolicy()
         self.stats = ClientStats()
+
+    def cost(self, call: GmailCall) -> int:
+        """The quota units ``call`` costs in the configured model."""
+        return self._costs[call.name]
 
     # ------------------------------------------------------------------ public calls
 
@@ -209,7 +216,7 @@ class GmailClient:
         """
         if not calls:
             return [], []
-        costs = [c.cost for c in calls]
+        costs = [self.cost(c) for c in calls]
         units = batch_format.batch_units(self._pacer.limit, batch_format.cost_step(costs),
                                          max(costs))
         batches = batch_format.plan(costs, max_calls=self._batch_size, max_units=units,
@@ -274,14 +281,15 @@ class GmailClient:
 
     async def _send_authorised(self, call: GmailCall) -> _Answer:
         self.stats.calls[call.name] += 1
-        self.stats.units += call.cost
+        cost = self.cost(call)
+        self.stats.units += cost
         token = await self._tokens.token()
         threads = int(call.name == "threads.get")
-        answer = await self._paced_http(call.cost, call.method, call.url, token, call.body,
+        answer = await self._paced_http(cost, call.method, call.url, token, call.body,
                                         "application/json", threads)
         if answer.status == 401:
             token = await self._tokens.refreshed(token)
-            answer = await self._paced_http(call.cost, call.method, call.url, token, call.body,
+            answer = await self._paced_http(cost, call.method, call.url, token, call.body,
                                             "application/json", threads)
         return answer
 
@@ -385,7 +393,7 @@ class GmailClient:
     async def _send_batch(self, calls: list[GmailCall]) -> list[_Answer]:
         if len(calls) == 1:
             return [await self._send_authorised(calls[0])]
-        cost = sum(c.cost for c in calls)
+        cost = sum(self.cost(c) for c in calls)
         for call in calls:
             self.stats.calls[call.name] += 1
         self.stats.units += cost

@@ -19,6 +19,7 @@ import pytest
 from db.migrate import migrate
 from syncengine import watch
 from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.quota import QuotaProfile
 from syncengine.gmail.retry import FAST_POLICY
 from tests.contract.drizzle import DrizzleKit, install
 from tests.db import legacy
@@ -157,7 +158,7 @@ async def running(gmail_sim: GmailSim, db_url: str) -> AsyncIterator[tuple[SyncE
     try:
         await add_service(pool, "svc-noji", mailbox.address, mailbox.refresh_token)
         config = EngineConfig.from_settings(engine_settings(gmail_sim), retry=FAST_POLICY,
-                                            units_per_second=1e6)
+                                            quota=QuotaProfile.unlimited())
         async with SyncEngine.open(pool, config) as engine:
             now = datetime.fromtimestamp(sim.clock.now(), UTC)
             assert (await watch.renew_all(engine, TOPIC, now=now)).renewed == ["svc-noji"]

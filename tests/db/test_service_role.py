@@ -20,6 +20,7 @@ import pytest
 from db.migrate import migrate
 from syncengine import watch
 from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.quota import QuotaProfile
 from syncengine.gmail.retry import FAST_POLICY
 from tests.db.catalog import load_reference
 from tests.dbutil import ident
@@ -75,7 +76,7 @@ async def test_the_service_runs_under_its_role(
         await owner.execute("UPDATE gmail_accounts SET refresh_token = $1 WHERE id = 'svc-noji'",
                             mailbox.refresh_token)
         config = EngineConfig.from_settings(engine_settings(gmail_sim), retry=FAST_POLICY,
-                                            units_per_second=1e6)
+                                            quota=QuotaProfile.unlimited())
         async with SyncEngine.open(pool, config) as engine:
             now = datetime.fromtimestamp(sim.clock.now(), UTC)
             assert (await watch.renew_all(engine, TOPIC, now=now)).renewed == ["svc-noji"]

@@ -12,6 +12,7 @@ import pytest
 from delightbridge.settings import Settings
 from gmailsim import Mailbox, Simulator
 from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.quota import QuotaProfile
 from syncengine.gmail.retry import FAST_POLICY
 from tests.plugins.gmail import GmailSim, gmail_settings
 
@@ -51,6 +52,6 @@ async def setup(gmail_sim: GmailSim, pool: asyncpg.Pool) -> AsyncIterator[SyncSe
     mailbox = sim.create_mailbox(ADDRESS, name="Noji Support")
     await add_service(pool, ACCOUNT, mailbox.address, mailbox.refresh_token)
     config = EngineConfig.from_settings(engine_settings(gmail_sim), retry=FAST_POLICY,
-                                        units_per_second=1_000_000.0)
+                                        quota=QuotaProfile.unlimited())
     async with SyncEngine.open(pool, config) as engine:
         yield SyncSetup(sim, gmail_sim, mailbox, engine, pool)

@@ -6,6 +6,7 @@ import asyncpg
 
 from db.migrate import migrate
 from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.quota import QuotaProfile
 from syncengine.gmail.retry import FAST_POLICY
 from tests.plugins.gmail import GmailSim
 from tests.syncengine.conftest import engine_settings
@@ -33,7 +34,7 @@ async def test_sync_into_existing_database_keeps_what_the_web_app_owns(
         await pool.execute("UPDATE gmail_accounts SET refresh_token = $1 WHERE id = 'svc-noji'",
                            mailbox.refresh_token)
         config = EngineConfig.from_settings(engine_settings(gmail_sim), retry=FAST_POLICY,
-                                            units_per_second=1e6)
+                                            quota=QuotaProfile.unlimited())
         async with SyncEngine.open(pool, config) as engine:
             first = await engine.sync("svc-noji", trigger="api")
             assert (first.mode, first.fell_back_to_full) == ("full", True)

@@ -14,10 +14,11 @@ import pytest
 from googleapiclient.discovery import build
 
 from syncengine.gmail import batch
-from syncengine.gmail.calls import COSTS, CallBuilder, GmailCall
+from syncengine.gmail.calls import CallBuilder, GmailCall
 from syncengine.gmail.client import THREADS_PER_BATCH, GmailClient, _Gate
 from syncengine.gmail.oauth import ServiceTokens
 from syncengine.gmail.pacing import QuotaPacer
+from syncengine.gmail.quota import COSTS_2026, LEGACY_COSTS
 from syncengine.gmail.retry import (
     RetryPolicy,
     Verdict,
@@ -121,7 +122,7 @@ def test_calls_are_built_from_the_discovery_document_under_a_path_prefix() -> No
     builder = CallBuilder("http://127.0.0.1:8080/prefix")
     get = builder.get_message("18c1", format="metadata")
     assert get.method == "GET"
-    assert get.cost == 5
+    assert (LEGACY_COSTS[get.name], COSTS_2026[get.name]) == (5, 20)
     assert urlsplit(get.url).path == "/prefix/gmail/v1/users/me/messages/18c1"
     history = builder.list_history(4200, "tok")
     query = parse_qs(urlsplit(history.url).query)
@@ -129,14 +130,15 @@ def test_calls_are_built_from_the_discovery_document_under_a_path_prefix() -> No
     assert query["pageToken"] == ["tok"]
     assert query["historyTypes"] == ["messageAdded", "messageDeleted", "labelAdded",
                                      "labelRemoved"]
-    assert history.cost == 2
+    assert LEGACY_COSTS[history.name] == COSTS_2026[history.name] == 2
     watch = builder.watch("projects/p/topics/t", ["INBOX"])
     assert watch.method == "POST"
-    assert watch.cost == 100
+    assert COSTS_2026[watch.name] == 100
     assert watch.body == b'{"topicName": "projects/p/topics/t", "labelIds": ["INBOX"], ' \
                          b'"labelFilterBehavior": "include"}'
     assert {c.name for c in (builder.profile(), builder.list_messages(), builder.stop(),
-                             builder.get_attachment("m", "a"))} <= set(COSTS)
+                             builder.get_attachment("m", "a"), builder.list_send_as())} \
+        <= set(COSTS_2026) == set(LEGACY_COSTS)
 
 
 class FakeTime:
@@ -245,7 +247,8 @@ def test_a_batch_holds_at_most_max_heavy_thread_fetches() -> None:
 def test_plan_batches_holds_back_a_last_batch_that_could_take_more_calls() -> None:
     builder = CallBuilder("http://gmail.invalid")
     client = GmailClient(cast(aiohttp.ClientSession, None), builder,
-                         cast(ServiceTokens, None), QuotaPacer(245), batch_uri="http://b")
+                         cast(ServiceTokens, None), QuotaPacer(245), costs=LEGACY_COSTS,
+                         batch_uri="http://b")
     ten = [builder.get_message(f"m{i}", format="full") for i in range(10)]
     assert client.plan_batches(ten) == ([list(range(7)), [7, 8, 9]], [])
     # More calls are coming (the next page): the partial batch waits to be filled.

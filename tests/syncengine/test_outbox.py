@@ -21,6 +21,7 @@ from aiohttp import web
 from delightbridge.settings import Settings
 from syncengine import events, events_cli
 from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.quota import QuotaProfile
 from syncengine.gmail.retry import FAST_POLICY
 from syncengine.outbox import Attempt, Dispatcher, OutboxConfig
 from tests.syncengine.conftest import SyncSetup, add_service, engine_settings
@@ -119,7 +120,7 @@ async def engine(setup: SyncSetup) -> AsyncIterator[SyncEngine]:
     """An engine recording events (EVENTS_URL set)."""
     settings = engine_settings(setup.gmail, events_url="http://127.0.0.1:9/x",
                                events_secret=SECRET)
-    config = EngineConfig.from_settings(settings, retry=FAST_POLICY, units_per_second=1e6)
+    config = EngineConfig.from_settings(settings, retry=FAST_POLICY, quota=QuotaProfile.unlimited())
     assert config.events
     async with SyncEngine.open(setup.pool, config) as opened:
         yield opened

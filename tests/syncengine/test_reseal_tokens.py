@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from delightbridge.settings import variable_names
 from syncengine import crypto, watch
 from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.quota import QuotaProfile
 from syncengine.gmail.retry import FAST_POLICY
 from tests.syncengine.conftest import SyncSetup, engine_settings
 
@@ -90,7 +91,7 @@ async def test_reseal_restores_web_app_tokens_and_rotates_the_queued_ones(
                                 "TOKEN_ENCRYPTION_KEY: 0 changed")
 
     config = EngineConfig.from_settings(engine_settings(setup.gmail, token_encryption_key=NEW),
-                                        retry=FAST_POLICY, units_per_second=1e6)
+                                        retry=FAST_POLICY, quota=QuotaProfile.unlimited())
     async with SyncEngine.open(setup.pool, config) as engine:
         outcomes = await watch.drain_stops(engine)
         assert [(o.service_id, o.revoked) for o in outcomes] == [("svc-gone", True)]
@@ -107,7 +108,7 @@ async def test_a_renewal_pass_seals_the_tokens_of_stops_left_queued(setup: SyncS
     queued = await setup.pool.fetchval("SELECT refresh_token FROM delightbridge_sync.watch_stops")
     assert queued == setup.mailbox.refresh_token
     config = EngineConfig.from_settings(engine_settings(setup.gmail, token_encryption_key=NEW),
-                                        retry=FAST_POLICY, units_per_second=1e6)
+                                        retry=FAST_POLICY, quota=QuotaProfile.unlimited())
     setup.sim.faults.fail_next("users.stop", code=503, times=10)
     async with SyncEngine.open(setup.pool, config) as engine:
         outcomes = await watch.drain_stops(engine, now=now)

@@ -16,7 +16,7 @@ async def _run(setup: SyncSetup, db_url: str, *args: str) -> tuple[int, str, str
         "DATABASE_URL": db_url, "GMAIL_API_ENDPOINT": setup.gmail.base_url,
         "GOOGLE_OAUTH_TOKEN_URI": setup.gmail.token_uri,
         "GOOGLE_CLIENT_ID": setup.sim.client_id, "GOOGLE_CLIENT_SECRET": setup.sim.client_secret,
-        "GMAIL_QUOTA_UNITS_PER_SECOND": "100000", "LOG_FORMAT": "json",
+        "GMAIL_QUOTA_USER_UNITS": "100000000", "LOG_FORMAT": "json",
     })
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "delightbridge.cli", "sync", *args, env=env,

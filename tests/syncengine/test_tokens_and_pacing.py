@@ -9,6 +9,7 @@ import pytest
 from delightbridge.errors import GmailError
 from syncengine import crypto
 from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.quota import QuotaProfile
 from syncengine.gmail.retry import FAST_POLICY
 from tests.dbutil import service_state
 from tests.syncengine.conftest import SyncSetup, engine_settings
@@ -28,7 +29,7 @@ async def test_web_app_tokens_stay_plain_and_an_earlier_sealed_one_is_still_read
     await setup.pool.execute("UPDATE gmail_accounts SET refresh_token = $2 WHERE id = $1",
                              setup.account_id, sealed_refresh)
     settings = engine_settings(setup.gmail, token_encryption_key=KEY)
-    config = EngineConfig.from_settings(settings, retry=FAST_POLICY, units_per_second=1e6)
+    config = EngineConfig.from_settings(settings, retry=FAST_POLICY, quota=QuotaProfile.unlimited())
     async with SyncEngine.open(setup.pool, config) as engine:
         await engine.sync(setup.account_id, mode="full", trigger="cli")
     row = await service_state(setup.pool, setup.account_id)
@@ -87,10 +88,24 @@ async def test_pacing_keeps_a_full_sync_under_gmails_quota(
     setup: SyncSetup, pool: asyncpg.Pool
 ) -> None:
     setup.sim.seed(setup.address, messages=120, threads=40, seed=16)
-    setup.sim.quota.update(units_per_second=250.0)  # Gmail's per-user default, enforced
-    config = EngineConfig.from_settings(engine_settings(setup.gmail), retry=FAST_POLICY)
-    assert config.units_per_second == 250
+    setup.sim.quota.update(units_per_second=250.0)  # the legacy per-user budget, enforced
+    config = EngineConfig.from_settings(
+        engine_settings(setup.gmail, gmail_quota_profile="legacy"), retry=FAST_POLICY)
+    assert (config.quota.user_units, config.quota.user_window) == (250, 1.0)
     async with SyncEngine.open(pool, config) as engine:
         await engine.sync(setup.account_id, mode="full", trigger="cli")
     assert setup.sim.counters.total_errors() == 0  # no 429, no 403
     await assert_mirror(pool, setup.account_id, setup.sim.snapshot(setup.address))
+
+
+async def test_every_client_of_a_mailbox_shares_its_pacer(setup: SyncSetup,
+                                                          pool: asyncpg.Pool) -> None:
+    """An import and an incremental of the same mailbox draw on one budget."""
+    config = EngineConfig.from_settings(engine_settings(setup.gmail), retry=FAST_POLICY)
+    async with SyncEngine.open(pool, config) as engine:
+        service = await engine.service(setup.account_id)
+        first, second = engine.client_for(service), engine.client_for(service)
+        pacer = engine.pacer_for(setup.account_id)
+        assert first._pacer is second._pacer is pacer
+        assert engine.pacer_for("another") is not pacer
+        assert (pacer.limit, pacer.window) == (6000 * 0.98, 60.0)  # the 2026 model

@@ -71,7 +71,7 @@ def _env(setup: SyncSetup, db_url: str) -> dict[str, str]:
                 "GOOGLE_OAUTH_TOKEN_URI": setup.gmail.token_uri,
                 "GOOGLE_CLIENT_ID": setup.sim.client_id,
                 "GOOGLE_CLIENT_SECRET": setup.sim.client_secret,
-                "GMAIL_QUOTA_UNITS_PER_SECOND": "100000"})
+                "GMAIL_QUOTA_USER_UNITS": "100000000"})
     return env
 
 
