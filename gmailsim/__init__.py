@@ -28,7 +28,7 @@ from gmailsim.counters import Counters
 from gmailsim.errors import GmailError
 from gmailsim.faults import FaultConfig
 from gmailsim.mime import AttachmentSpec, AttachmentTruth, Person
-from gmailsim.quota import QuotaConfig
+from gmailsim.quota import QuotaConfig, QuotaProfile, QuotaUsage
 from gmailsim.simulator import (
     ChangeEvent,
     Mailbox,
@@ -53,6 +53,8 @@ __all__ = [
     "MessageSnapshot",
     "Person",
     "QuotaConfig",
+    "QuotaProfile",
+    "QuotaUsage",
     "Simulator",
     "UnknownMailbox",
     "UnknownMessage",

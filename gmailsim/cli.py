@@ -15,6 +15,7 @@ import signal
 import sys
 from typing import Any, TextIO
 
+from gmailsim.quota import DEFAULT_PROFILE, PROFILES
 from gmailsim.server import serve
 from gmailsim.simulator import Simulator
 
@@ -37,6 +38,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="POST notifications as Pub/Sub push envelopes to this URL")
     parser.add_argument("--client-id", default=None, help="OAuth client id to accept")
     parser.add_argument("--client-secret", default=None, help="OAuth client secret to accept")
+    parser.add_argument("--quota-profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE,
+                        help=f"Gmail quota model to enforce (default {DEFAULT_PROFILE})")
 
 
 async def run(settings: Any, args: argparse.Namespace, *, out: TextIO | None = None,
@@ -52,7 +55,8 @@ async def run(settings: Any, args: argparse.Namespace, *, out: TextIO | None = N
     client_id = args.client_id or getattr(settings, "google_client_id", None)
     client_secret = args.client_secret or getattr(settings, "google_client_secret", None)
     pubsub_host = args.pubsub_emulator_host or getattr(settings, "pubsub_emulator_host", None)
-    sim = Simulator(seed=args.seed, client_id=client_id, client_secret=client_secret)
+    sim = Simulator(seed=args.seed, client_id=client_id, client_secret=client_secret,
+                    quota_profile=getattr(args, "quota_profile", None) or DEFAULT_PROFILE)
     mailboxes = []
     for number, address in enumerate(args.mailboxes or DEFAULT_MAILBOXES):
         mailbox = sim.create_mailbox(address)

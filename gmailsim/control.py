@@ -29,11 +29,18 @@ POST     ``/mailboxes/{a}/expire-history`` ``{upTo?}``                 ``expire_
 POST     ``/tokens/expire`` ``{address?}``                             ``expire_access_tokens``
 GET/POST ``/clock``, ``/clock/advance`` ``{seconds}``                  ``clock.now()``, ``advance``
 GET/PATCH ``/faults``; POST ``/faults/fail-next``, ``/faults/reset``   ``sim.faults``
-GET/PATCH ``/quota``                                                   ``sim.quota``
+GET/PATCH ``/quota`` ``{profile, units_per_second, ...}``              ``sim.quota``
+GET      ``/quota/usage``; POST ``/quota/reset``                       ``sim.quota_tracker``
 GET/PATCH ``/settings`` ``{historyRetentionSeconds, ...}``             ``sim.history_retention_*``
 GET      ``/counters``; POST ``/counters/reset``                       ``sim.counters``
 GET      ``/notifications``; PUT ``/push`` ``{endpoint, subscription}`` ``notifier.deliveries``
 =======  ===========================================================  =========================
+
+``PATCH /quota`` takes :class:`~gmailsim.quota.QuotaConfig` field names; ``profile``
+(``legacy`` or ``2026``) first resets every profile value, then the body's other fields
+apply. ``GET /quota/usage`` answers :meth:`~gmailsim.quota.QuotaTracker.snapshot`:
+``{profile, day, project: {window_units, window_seconds, window_budget, today_units,
+daily_budget}, users: {address: {...}}}``.
 
 Errors answer ``{"error": "..."}`` with 404 (unknown mailbox, message or send-as address)
 or 400.
@@ -269,6 +276,13 @@ class _Control:
             self.sim.quota.update(**await _body(request))
         return self.sim.quota.to_dict()
 
+    async def quota_usage(self, request: web.Request) -> Any:
+        return self.sim.quota_tracker.snapshot()
+
+    async def reset_quota(self, request: web.Request) -> Any:
+        self.sim.quota_tracker.reset()
+        return self.sim.quota_tracker.snapshot()
+
     async def counters(self, request: web.Request) -> Any:
         return self.sim.counters.snapshot()
 
@@ -329,6 +343,8 @@ def add_routes(app: web.Application, root: str, sim: Simulator, notifier: Notifi
         ("PATCH", root + "/settings", c.settings),
         ("GET", root + "/quota", c.quota),
         ("PATCH", root + "/quota", c.quota),
+        ("GET", root + "/quota/usage", c.quota_usage),
+        ("POST", root + "/quota/reset", c.reset_quota),
         ("GET", root + "/counters", c.counters),
         ("POST", root + "/counters/reset", c.reset_counters),
         ("GET", root + "/notifications", c.notifications),

@@ -37,7 +37,7 @@ from gmailsim.mime import (
 from gmailsim.model import HistoryRecord, MailboxState, StoredMessage
 from gmailsim.oauth import DEFAULT_SCOPES, TokenStore
 from gmailsim.payload import DEFAULT_LARGE_BODY_THRESHOLD, AttachmentIds, parse
-from gmailsim.quota import QuotaConfig, QuotaTracker
+from gmailsim.quota import DEFAULT_PROFILE, QuotaConfig, QuotaTracker
 from gmailsim.seeding import plan_seed, reply_subject, seed_labels, unicode_subject
 from gmailsim.sendas import UnknownSendAs
 from gmailsim.snapshot import MailboxSnapshot, MessageSnapshot, message_snapshot
@@ -118,6 +118,7 @@ class Simulator:
         history_retention_records: int | None = None,
         large_body_threshold: int = DEFAULT_LARGE_BODY_THRESHOLD,
         watch_ttl_seconds: float = WATCH_TTL_SECONDS,
+        quota_profile: str = DEFAULT_PROFILE,
     ) -> None:
         self.random_seed = seed
         self.clock = clock or Clock()
@@ -128,7 +129,7 @@ class Simulator:
             f"secret:{seed}:{rng.random()}".encode()).hexdigest()[:28]
         self.tokens = TokenStore(self.client_id, self.client_secret, self.clock,
                                  access_ttl=access_token_ttl)
-        self.quota = QuotaConfig()
+        self.quota = QuotaConfig(quota_profile)
         self.quota_tracker = QuotaTracker(self.quota, self.clock)
         self.faults = FaultConfig(seed=seed)
         self.counters = Counters()
