@@ -34,7 +34,8 @@ async def apply(ctx: SyncContext, fetch: Collection[str], delete: Collection[str
         written = await store.store_messages(conn, ctx.account_id, ctx.mailbox, keep, run.id,
                                              events=ctx.emit_events)
         deleted, threads = await store.delete_messages(conn, ctx.account_id, ctx.mailbox, drop,
-                                                       events=ctx.emit_events)
+                                                       events=ctx.emit_events,
+                                                       history_id=cursor)
         if cursor is not None:
             await store.advance_cursor(conn, ctx.account_id, cursor)
             run.end_history_id = cursor

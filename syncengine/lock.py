@@ -19,6 +19,10 @@ from delightbridge.errors import SyncInProgress
 
 # First key of the two-int advisory lock space used for services ("DBSY").
 LOCK_CLASS = 0x44425359
+# A service's import ("DBIM"): one at a time, beside the incremental syncs.
+IMPORT_CLASS = 0x4442494D
+# Writes to a service's mirror ("DBWR"), per transaction (syncengine.store).
+WRITE_CLASS = 0x44425752
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,7 @@ from datetime import datetime
 from db.queries import query
 from db.types import Connection
 from syncengine import events as events_
+from syncengine.lock import WRITE_CLASS
 from syncengine.parse import ParsedMessage
 from syncengine.threads import SenderIdentity, email_row_id, summarize_thread
 
@@ -61,6 +62,7 @@ async def store_messages(
     """
     if not messages:
         return WriteResult(0, 0, frozenset())
+    await lock_writes(conn, account_id)
     messages = list({m.gmail_message_id: m for m in messages}.values())  # the last of each id
     gmail_threads = sorted({m.gmail_thread_id for m in messages})
     created = {r["id"] for r in await conn.fetch(query("sync_threads_ensure"), account_id,
@@ -83,8 +85,8 @@ async def store_messages(
             if r["inserted"] and by_id[r["gmail_message_id"]].direction == "inbound"]
         await record_events(conn, account_id, [
             *received, *_status_events(c for c in changes if c.thread_id not in created)])
-    # A row of another service with the same Gmail id is left alone (the upsert's WHERE)
-    # and not returned: such a message is not this account's afterwards, a conflict.
+    # Not written, and not returned: a row of another service with the same Gmail id
+    # (the upsert's WHERE), or a copy older than what is stored or was removed since.
     return WriteResult(written=len(written), conflicts=len(messages) - len(written),
                        threads=touched)
 
@@ -104,13 +106,19 @@ def _email_columns(account_id: str, thread_ids: dict[str, str],
 
 
 async def delete_messages(conn: Connection, account_id: str, mailbox: str,
-                          gmail_ids: Iterable[str], *, events: bool = False
-                          ) -> tuple[int, frozenset[str]]:
-    """Remove messages the mailbox no longer mirrors; refresh or drop their threads."""
+                          gmail_ids: Iterable[str], *, events: bool = False,
+                          history_id: int | None = None) -> tuple[int, frozenset[str]]:
+    """Remove messages the mailbox no longer mirrors; refresh or drop their threads.
+
+    ``history_id``: where in Gmail's history the removal was seen; while an import
+    runs, it keeps the import from bringing the messages back.
+    """
     ids = sorted(set(gmail_ids))
     if not ids:
         return 0, frozenset()
-    deleted = await conn.fetch(query("sync_emails_delete"), account_id, ids)
+    await lock_writes(conn, account_id)
+    deleted = await conn.fetch(query("sync_emails_delete"), account_id, ids,
+                               None if history_id is None else str(history_id))
     threads = frozenset(r["thread_id"] for r in deleted)
     changes = await refresh_threads(conn, account_id, mailbox, threads)
     if events:
@@ -119,9 +127,13 @@ async def delete_messages(conn: Connection, account_id: str, mailbox: str,
 
 
 async def delete_unseen(conn: Connection, account_id: str, mailbox: str, run_id: uuid.UUID,
-                        *, events: bool = False) -> tuple[int, frozenset[str]]:
-    """After a full sync: remove every message of the account that run did not write."""
-    deleted = await conn.fetch(query("sync_emails_delete_unseen"), account_id, run_id)
+                        *, events: bool = False, since: int | None = None
+                        ) -> tuple[int, frozenset[str]]:
+    """After an import: remove every message of the account that run did not write or
+    see, unless an incremental sync wrote it after ``since`` (the import's start)."""
+    await lock_writes(conn, account_id)
+    deleted = await conn.fetch(query("sync_emails_delete_unseen"), account_id, run_id,
+                               None if since is None else str(since))
     threads = frozenset(r["thread_id"] for r in deleted)
     changes = await refresh_threads(conn, account_id, mailbox, threads)
     if events:
@@ -197,6 +209,12 @@ async def refresh_threads(conn: Connection, account_id: str, mailbox: str,
         await conn.execute(query("sync_threads_lock"), empty)
         await conn.execute(query("sync_threads_remove_empty"), empty)
     return changes
+
+
+async def lock_writes(conn: Connection, account_id: str) -> None:
+    """Serialise this transaction's writes with any other writer of the mailbox (an
+    import beside an incremental); held until the transaction ends."""
+    await conn.execute(query("sync_write_lock"), WRITE_CLASS, account_id)
 
 
 async def advance_cursor(conn: Connection, account_id: str, history_id: int) -> None:

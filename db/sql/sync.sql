@@ -83,6 +83,12 @@ SELECT pg_advisory_unlock($1::int, hashtext($2))
 -- name: sync_set_lock_timeout
 SELECT set_config('lock_timeout', $1, false)
 
+-- Writes to one mailbox's mirror, one transaction at a time (an import's page and an
+-- incremental's page may run at once): taken first, so the statements after it see
+-- every write committed before.
+-- name: sync_write_lock
+SELECT pg_advisory_xact_lock($1::int, hashtext($2))
+
 -- ---------------------------------------------------------------- runs
 
 -- name: sync_run_start
@@ -224,6 +230,17 @@ WITH u AS (
               from_name, to_email, body, direction, sent_at, subject, cc_email, bcc_email,
               reply_to, body_text, snippet, label_ids, attachments, history_id, size_estimate,
               content_hash, parse_problems, to_header, cc_header)
+), fresh AS (
+    -- Never over a newer state (an incremental's, during an import) nor over a removal
+    -- recorded after this copy was read.
+    SELECT u.* FROM u
+    WHERE NOT EXISTS (
+        SELECT 1 FROM emails e JOIN delightbridge_sync.messages m ON m.email_id = e.id
+        WHERE e.gmail_message_id = u.gmail_message_id AND m.history_id > u.history_id)
+      AND NOT EXISTS (
+        SELECT 1 FROM delightbridge_sync.tombstones t
+        WHERE t.account_id = $27 AND t.gmail_message_id = u.gmail_message_id
+          AND t.history_id >= u.history_id)
 ), written AS (
     INSERT INTO emails (id, thread_id, gmail_message_id, rfc_message_id, in_reply_to,
                         "references", from_email, from_name, to_email, to_header, cc_header,
@@ -231,7 +248,7 @@ WITH u AS (
     SELECT u.id, u.thread_id, u.gmail_message_id, u.rfc_message_id, u.in_reply_to, u.refs,
            u.from_email, u.from_name, u.to_email, u.to_header, u.cc_header, u.body,
            u.direction::email_direction, u.sent_at
-    FROM u
+    FROM fresh AS u
     ON CONFLICT (gmail_message_id) DO UPDATE
     SET thread_id = EXCLUDED.thread_id, rfc_message_id = EXCLUDED.rfc_message_id,
         in_reply_to = EXCLUDED.in_reply_to, "references" = EXCLUDED."references",
@@ -264,18 +281,32 @@ WITH u AS (
 -- inserted: a new row, not an update (an inserted row version has no xmax).
 SELECT id, gmail_message_id, inserted FROM written
 
--- Their metadata goes with them (the foreign key's cascade).
+-- Their metadata goes with them (the foreign key's cascade). While an import runs, each
+-- removal is remembered ($3: the history id it was seen at), so that the import's older
+-- copy does not bring the message back.
 -- name: sync_emails_delete
+WITH tomb AS (
+    INSERT INTO delightbridge_sync.tombstones (account_id, gmail_message_id, history_id)
+    SELECT $1, g, $3::numeric FROM unnest($2::text[]) AS g
+    WHERE $3::numeric IS NOT NULL AND EXISTS (
+        SELECT 1 FROM delightbridge_sync.imports i
+        WHERE i.account_id = $1 AND i.status IN ('pending', 'running'))
+    ON CONFLICT (account_id, gmail_message_id) DO UPDATE
+    SET history_id = greatest(tombstones.history_id, EXCLUDED.history_id)
+)
 DELETE FROM emails AS e USING email_threads AS t
 WHERE t.id = e.thread_id AND t.account_id = $1 AND e.gmail_message_id = ANY($2::text[])
 RETURNING e.thread_id
 
 -- What a full sync did not write is what the mailbox no longer has.
+-- What an import did not write (or see), nor an incremental since it started ($3: the
+-- history id it started at), is what the mailbox no longer has.
 -- name: sync_emails_delete_unseen
 DELETE FROM emails AS e USING email_threads AS t
 WHERE t.id = e.thread_id AND t.account_id = $1
   AND NOT EXISTS (SELECT 1 FROM delightbridge_sync.messages m
-                  WHERE m.email_id = e.id AND m.synced_run_id = $2)
+                  WHERE m.email_id = e.id
+                    AND (m.synced_run_id = $2 OR m.history_id > $3::numeric))
 RETURNING e.thread_id
 
 -- ---------------------------------------------------------------- verify
