@@ -34,7 +34,8 @@ from tests.plugins.gmail import GmailSim
 from tests.syncengine.conftest import add_service, engine_settings
 from tests.syncengine.mirror import assert_mirror
 
-SERVICE_TABLES = ("services", "messages", "runs", "watch_stops", "events", "schema_migrations")
+SERVICE_TABLES = ("services", "messages", "runs", "watch_stops", "events", "imports",
+                  "tombstones", "schema_migrations")
 TOPIC = watch.WatchSettings("projects/delightbridge-local/topics/gmail-push")
 
 

@@ -28,7 +28,8 @@ from tests.db.catalog import (
     without_service_trigger,
 )
 
-SERVICE_TABLES = {"schema_migrations", "services", "messages", "runs", "watch_stops", "events"}
+SERVICE_TABLES = {"schema_migrations", "services", "messages", "runs", "watch_stops", "events",
+                  "imports", "tombstones"}
 
 
 @pytest.fixture
