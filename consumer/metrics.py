@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumer.notification import Reason
 from syncengine.outbox import Attempt
+from syncengine.runs import Progress
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
 
@@ -75,6 +77,19 @@ class ConsumerMetrics:
         self.events_oldest_pending_seconds = Gauge(
             "delightbridge_events_oldest_pending_seconds",
             "Age of the oldest undelivered event: alert when it grows", registry=r)
+        self.import_done = Gauge(
+            "delightbridge_import_messages_done",
+            "Messages a running import has dealt with (stored, skipped)", ["service"],
+            registry=r)
+        self.import_total = Gauge(
+            "delightbridge_import_messages_total",
+            "Messages in the mailbox when its running import started", ["service"], registry=r)
+        self.import_eta = Gauge(
+            "delightbridge_import_eta_seconds",
+            "Estimated time left of a running import", ["service"], registry=r)
+        self.imports = Counter(
+            "delightbridge_imports_total", "Imports that ended here, by outcome",
+            ["outcome"], registry=r)
         self.swept = Counter(
             "delightbridge_consumer_swept_services_total",
             "Services the sweep found stale and synced", registry=r)
@@ -95,3 +110,22 @@ class ConsumerMetrics:
     def set_event_backlog(self, pending: int, oldest_seconds: float) -> None:
         self.events_pending.set(pending)
         self.events_oldest_pending_seconds.set(oldest_seconds)
+
+    def set_import_progress(self, service_id: str, progress: Progress) -> None:
+        self.import_done.labels(service_id).set(progress.done)
+        if progress.total is not None:
+            self.import_total.labels(service_id).set(progress.total)
+        eta = progress.eta()
+        if eta is not None:
+            self.import_eta.labels(service_id).set(eta)
+
+    def import_finished(self, service_id: str, outcome: object) -> None:
+        for gauge in (self.import_done, self.import_total, self.import_eta):
+            with contextlib.suppress(KeyError):
+                gauge.remove(service_id)
+        if outcome is None:
+            self.imports.labels("not_run").inc()
+        elif isinstance(outcome, BaseException):
+            self.imports.labels(getattr(outcome, "code", type(outcome).__name__)).inc()
+        else:
+            self.imports.labels("succeeded").inc()

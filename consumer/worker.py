@@ -1,8 +1,8 @@
 """The consumer process: resources, side tasks, supervision and an orderly stop.
 
 ``Worker.run()`` opens the pool and the engine, starts the scheduler's workers, the
-sweep, the HTTP server, (pull mode) the streaming pull and (with ``EVENTS_URL``) the
-new-mail event dispatcher, then waits for the stop
+sweep, the import worker, the HTTP server, (pull mode) the streaming pull and (with
+``EVENTS_URL``) the new-mail event dispatcher, then waits for the stop
 event or for any side task to end. A side task ending on its own is a crash: it is
 logged at CRITICAL and the worker stops with exit code 1. SIGTERM/SIGINT set the stop
 event (a second signal cuts the grace period short). Stopping: stop pulling, let
@@ -24,6 +24,7 @@ import aiohttp
 from consumer.config import ConsumerConfig
 from consumer.handler import Delivery, NotificationHandler, Observer, engine_sync_fn
 from consumer.health import HttpServer, Readiness, create_app
+from consumer.importer import ImportWorker
 from consumer.metrics import ConsumerMetrics
 from consumer.notification import decode_pull
 from consumer.pull import PullBridge, PulledMessage, subscriber_client
@@ -34,6 +35,7 @@ from db.pool import open_pool
 from delightbridge.settings import Settings
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.outbox import Attempt, Dispatcher, OutboxConfig
+from syncengine.runs import SyncResult
 from syncengine.watch import RenewReport, WatchSettings, renewal_schedule
 
 log = logging.getLogger("consumer")
@@ -48,7 +50,9 @@ class Worker:
                  observers: Sequence[Observer] = (),
                  sweep_observers: Sequence[Callable[[SweepReport], None]] = (),
                  renewal_observers: Sequence[Callable[[RenewReport], None]] = (),
-                 event_observers: Sequence[Callable[[Attempt], None]] = ()) -> None:
+                 event_observers: Sequence[Callable[[Attempt], None]] = (),
+                 import_observers: Sequence[
+                     Callable[[str, SyncResult | BaseException | None], None]] = ()) -> None:
         self.settings = settings
         self.config = config
         self.engine_config = engine_config or EngineConfig.from_settings(settings)
@@ -57,6 +61,8 @@ class Worker:
         self.sweep_observers = list(sweep_observers)  # told of every sweep's report
         self.renewal_observers = list(renewal_observers)  # told of every renewal pass
         self.event_observers = list(event_observers)  # told of every event delivery attempt
+        self.import_observers = list(import_observers)  # told of every import's end
+        self.importer: ImportWorker | None = None
         self.stop = asyncio.Event()  # set by signals or tests: stop gracefully
         self.force = asyncio.Event()  # set by a second signal: skip the grace period
         self.started = asyncio.Event()  # set once everything is up
@@ -129,6 +135,11 @@ class Worker:
             sweeper = Sweeper(pool, scheduler, self.metrics, interval=cfg.sweep_interval,
                               stale_after=cfg.stale_after, observers=self.sweep_observers)
             watched[asyncio.create_task(sweeper.run(self.stop), name="sweep")] = "sweep"
+            importer = self.importer = ImportWorker(
+                engine, on_progress=self.metrics.set_import_progress,
+                on_done=self._import_done)
+            engine.import_runner = importer.request
+            watched[asyncio.create_task(importer.run(self.stop), name="imports")] = "imports"
             outbox = OutboxConfig.from_settings(self.settings)
             if outbox is not None:
                 session = await stack.enter_async_context(aiohttp.ClientSession())
@@ -152,6 +163,11 @@ class Worker:
             await self._drain(scheduler, watched, http)
             return code
         raise AssertionError("unreachable")  # pragma: no cover - the stack re-raises
+
+    def _import_done(self, service_id: str, outcome: SyncResult | BaseException | None) -> None:
+        self.metrics.import_finished(service_id, outcome)
+        for observer in self.import_observers:
+            observer(service_id, outcome)
 
     def _event_attempted(self, attempt: Attempt) -> None:
         self.metrics.count_event_attempt(attempt)

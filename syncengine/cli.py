@@ -26,6 +26,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="wait up to SECONDS for a running sync of the service to end")
 
 
+def progress_text(p: Progress) -> str:
+    """One line: the phase, the counts, and for an import done of total and time left."""
+    line = (f"{p.phase:<16} listed {p.listed:>7}  fetched {p.fetched:>7}  "
+            f"stored {p.stored:>7}  deleted {p.deleted:>5}  threads {len(p.threads):>6}")
+    if p.total:
+        eta = p.eta()
+        line += (f"  done {p.done}/{p.total} ({min(100, 100 * p.done // p.total)} %)"
+                 + (f", about {_duration(eta)} left" if eta is not None else ""))
+    return line
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 class ProgressLine:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
@@ -37,8 +54,7 @@ class ProgressLine:
         now = time.monotonic()
         if self._tty and now - self._last_draw < 0.1 and p.phase == self._last_phase:
             return
-        line = (f"{p.phase:<11} listed {p.listed:>7}  fetched {p.fetched:>7}  "
-                f"stored {p.stored:>7}  deleted {p.deleted:>5}  threads {len(p.threads):>6}")
+        line = progress_text(p)
         if self._tty:
             self._stream.write("\r" + line)
         elif p.phase != self._last_phase:

@@ -12,6 +12,7 @@ as a fallback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
@@ -30,11 +31,11 @@ from delightbridge.errors import (
     OAuthRefused,
     ServiceNotConnected,
     ServiceNotFound,
+    SyncInProgress,
 )
 from delightbridge.settings import Settings
-from syncengine import crypto
+from syncengine import crypto, imports
 from syncengine.context import SyncContext
-from syncengine.full import run_full
 from syncengine.gmail.calls import CallBuilder, call_builder
 from syncengine.gmail.client import GmailClient
 from syncengine.gmail.oauth import AccessToken, OAuthClient, ServiceTokens
@@ -42,8 +43,9 @@ from syncengine.gmail.pacing import QuotaPacer
 from syncengine.gmail.quota import QuotaProfile, profile_from_settings
 from syncengine.gmail.retry import RetryPolicy
 from syncengine.incremental import apply, run_incremental
-from syncengine.lock import service_lock
+from syncengine.lock import IMPORT_CLASS, service_lock
 from syncengine.runs import Mode, Progress, Run, SyncResult, Trigger
+from syncengine.store import advance_cursor
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,9 @@ class SyncEngine:
         self._session = session
         self._calls = calls
         self._pacers: dict[str, QuotaPacer] = {}
+        #: Who runs the imports incremental syncs turn into (the consumer's worker);
+        #: None: the sync that turns into one runs it to its end.
+        self.import_runner: Callable[[str], None] | None = None
 
     @classmethod
     @asynccontextmanager
@@ -127,12 +132,26 @@ class SyncEngine:
     ) -> SyncResult:
         """Run one sync. ``wait``: seconds to wait for another sync's lock (None: fail).
 
+        ``mode="full"`` is an import (:mod:`syncengine.imports`), run here to its end. An
+        incremental sync that must become one (no cursor yet, Gmail's history expired, rows
+        the web app wrote to adopt) records the import under its own run and moves the
+        cursor to now, so the next incremental works at once; then, when the engine has
+        an :attr:`import_runner` (the consumer's), hands the import to it and returns, or
+        else runs it here to its end (its result is returned).
+
         ``on_start`` is called once the lock is held and the run recorded, so a caller
         running this in the background can answer "started" only when it truly has.
         ``repair``: Gmail message ids whose mirror is wrong (from verify): after the
         sync, each is read again and stored or removed.
         """
         await self._load(service_id)  # fail fast on unknown or disconnected services
+        if mode == "full":
+            await imports.request(self.pool, service_id, "full", run_id)
+            result = await self.run_import(service_id, trigger=trigger, on_progress=on_progress,
+                                           on_start=on_start)
+            if result is None:
+                raise SyncInProgress(service_id)  # another process is importing it
+            return result
         async with service_lock(self.pool, service_id, wait=wait):
             service = await self._load(service_id)  # the cursor may have moved meanwhile
             run = Run(self.pool, service_id, mode, trigger, run_id, on_progress)
@@ -141,53 +160,127 @@ class SyncEngine:
             if on_start:
                 on_start(run)
             try:
-                await self._run(service, run, repair)
+                handed = await self._incremental(service, run, repair)
             except BaseException as exc:
                 await self._record_failure(service, run, exc)
                 if isinstance(exc, OAuthRefused):
                     raise ServiceNotConnected(service_id, exc.reason) from None
                 raise
-            await run.finish()
-            await self.pool.execute(query("sync_mark_succeeded"), service_id, run.mode == "full")
-            result = run.result()
-            log.info("sync finished", extra={
-                "action": "sync.finished", "service": service_id, "mode": result.mode,
-                "trigger": trigger, "run": str(result.run_id),
-                "messages": result.messages_processed, "threads": result.threads_processed,
-                "history_id": result.history_id, "seconds": round(result.duration, 3)})
-            return result
+            if not handed:
+                return await self._succeeded(service_id, run, trigger)
+        # The run continues as an import, outside the sync lock.
+        if self.import_runner is not None:
+            self.import_runner(service_id)
+            return run.result()
+        result = await self.run_import(service_id, trigger=trigger, on_progress=on_progress,
+                                       requested=mode)
+        return result if result is not None else run.result()
 
-    async def _run(self, service: ServiceRow, run: Run, repair: Collection[str] = ()) -> None:
-        ctx = SyncContext(self.pool, self.client_for(service), service.id, service.email, run,
-                          emit_events=self.config.events and service.synced_before)
-        await self._sync_mode(ctx, service, run)
-        if repair and run.mode == "incremental":  # a full sync has already rewritten all
-            run.progress.phase = "repairing"
-            await apply(ctx, set(repair), ())
+    async def _succeeded(self, service_id: str, run: Run, trigger: Trigger) -> SyncResult:
+        await run.finish()
+        await self.pool.execute(query("sync_mark_succeeded"), service_id, run.mode == "full")
+        result = run.result()
+        log.info("sync finished", extra={
+            "action": "sync.finished", "service": service_id, "mode": result.mode,
+            "trigger": trigger, "run": str(result.run_id),
+            "messages": result.messages_processed, "threads": result.threads_processed,
+            "history_id": result.history_id, "seconds": round(result.duration, 3)})
+        return result
 
-    async def _sync_mode(self, ctx: SyncContext, service: ServiceRow, run: Run) -> None:
-        if run.mode == "incremental" and service.last_history_id is None:
-            run.mode, run.fell_back_to_full = "full", True
-        if run.mode == "incremental" and not service.adopted and await self.pool.fetchval(
-                query("sync_has_unknown_messages"), service.id):
-            # Taking over from the web app's own sync: its rows carry no labels here, so
-            # threads would keep their statuses only as the web app last saw them. A full
-            # sync reconciles every row with Gmail first (once: it marks the service).
-            log.info("adopting rows written by the web app: a full sync first", extra={
-                "action": "sync.adopt", "service": service.id})
-            run.mode, run.fell_back_to_full = "full", True
-        if run.mode == "incremental":
+    async def _incremental(self, service: ServiceRow, run: Run,
+                           repair: Collection[str] = ()) -> bool:
+        """The incremental sync; True when it became an import (handed on, run open)."""
+        ctx = self._context(service, run)
+        kind = self._needs_import(service) or await self._adoption(service)
+        if kind is None:
             assert service.last_history_id is not None
             try:
                 await run_incremental(ctx, service.last_history_id)
-                return
             except HistoryExpired:
-                log.warning("history expired: falling back to a full sync", extra={
+                log.warning("history expired: a repairing import follows", extra={
                     "action": "sync.history_expired", "service": service.id,
                     "cursor": service.last_history_id})
-                run.mode, run.fell_back_to_full = "full", True
-                await run.save_progress()
-        await run_full(ctx)
+                kind = "repair"
+        if kind is None:
+            if repair:
+                run.progress.phase = "repairing"
+                await apply(ctx, set(repair), ())
+            return False
+        # Incrementals go on from now, beside the import, which takes up this run.
+        profile = await ctx.client.profile()
+        async with self.pool.acquire() as conn:
+            await advance_cursor(conn, service.id, int(profile["historyId"]))
+        import_run = await imports.request(self.pool, service.id, kind, run.id)
+        run.mode, run.fell_back_to_full = "full", True
+        if import_run != run.id:  # an import was pending or running already: it covers this
+            run.progress.phase = "import already running"
+            await self._succeeded(service.id, run, run.trigger)
+            return True
+        run.progress.phase = "import requested"
+        await run.save_progress()
+        return True
+
+    @staticmethod
+    def _needs_import(service: ServiceRow) -> imports.Kind | None:
+        return "full" if service.last_history_id is None else None
+
+    async def _adoption(self, service: ServiceRow) -> imports.Kind | None:
+        if service.adopted or not await self.pool.fetchval(
+                query("sync_has_unknown_messages"), service.id):
+            return None
+        # Taking over from the web app's own sync: its rows carry no labels here, so
+        # threads would keep their statuses only as the web app last saw them. An import
+        # reconciles every row with Gmail first (once: it marks the service).
+        log.info("adopting rows written by the web app: an import first", extra={
+            "action": "sync.adopt", "service": service.id})
+        return "full"
+
+    def _context(self, service: ServiceRow, run: Run) -> SyncContext:
+        return SyncContext(self.pool, self.client_for(service), service.id, service.email, run,
+                           emit_events=self.config.events and service.synced_before)
+
+    async def run_import(
+        self,
+        service_id: str,
+        *,
+        trigger: Trigger,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_start: Callable[[Run], None] | None = None,
+        requested: Mode = "full",
+    ) -> SyncResult | None:
+        """Run (or resume) the service's pending import to its end, under its import lock;
+        None when there is none, or another process holds it. ``requested``: the mode of
+        the sync that turned into it, as its result says."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(
+                    service_lock(self.pool, service_id, lock_class=IMPORT_CLASS))
+            except SyncInProgress:
+                return None
+            job = await imports.get(self.pool, service_id)
+            if job is None or job.status not in ("pending", "running"):
+                return None
+            service = await self._load(service_id)
+            run = Run(self.pool, service_id, requested, trigger, job.run_id, on_progress)
+            run.mode = "full"
+            await run.start()
+            if on_start:
+                on_start(run)
+            try:
+                await imports.run(self._context(service, run), job)
+            except BaseException as exc:
+                if not isinstance(exc, asyncio.CancelledError):
+                    # Failed: it stays so until a sync asks for it again, and resumes
+                    # then; cancelled (a stop): it stays running, to be resumed.
+                    await asyncio.shield(self.pool.execute(
+                        query("import_finish"), service_id, job.run_id, "failed",
+                        logs.scrub(f"{type(exc).__name__}: {exc}")[:1000]))
+                await self._record_failure(service, run, exc)
+                if isinstance(exc, OAuthRefused):
+                    raise ServiceNotConnected(service_id, exc.reason) from None
+                raise
+            return await self._succeeded(service_id, run, trigger)
+        raise AssertionError("unreachable")  # pragma: no cover - the stack re-raises
 
     async def _record_failure(self, service: ServiceRow, run: Run, exc: BaseException) -> None:
         if isinstance(exc, asyncio.CancelledError):

@@ -1,22 +1,16 @@
-"""Full sync: the whole mailbox, page by page, then a reconciliation.
+"""Fetching many messages at once: the pipeline under an import (syncengine.imports).
 
-1. Read the profile's ``historyId`` first: the cursor stored at the end, so changes
-   made while listing are replayed by the next incremental sync.
-2. List every message id (all pages, no cap; the next page while this one is
-   fetched) and fetch the messages at the lowest quota cost (:class:`Plan`): a thread
-   with two or more messages on a page in one ``threads.get`` (10 units, all its
-   messages), a lone message with ``messages.get`` (5 units), mixed in batches that
-   fill the pacer's window exactly. Batches stream across pages: a page's last,
-   partial batch is filled with the next page's calls. Answered batches are parsed
-   off the loop and stored, up to 500 messages or 2 MB a transaction.
-   Memory is bounded whatever the mailbox's size (:class:`Held`): a batch is sent
-   only while fewer than :data:`HELD_MESSAGES` messages are being fetched (counted
-   as listed) or wait to be stored and while those answered weigh less than
-   :data:`HELD_BYTES` (Gmail's ``sizeEstimate``); the client has at most 8
-   ``threads.get`` in flight, 3 a batch (a conversation holds up to 100 messages
-   and may quote itself in every reply).
-3. Remove what the mailbox no longer has (rows this run did not write) and store the
-   cursor, in one transaction.
+Listed pages of (message id, thread id) come in; each message is fetched at the lowest
+quota cost (:class:`Plan`): a thread with two or more messages on a page in one
+``threads.get`` (all its messages), a lone message with ``messages.get``, mixed in
+batches that fill the pacer's window exactly. Batches stream across pages: a page's
+last, partial batch is filled with the next page's calls. Answered batches are parsed
+off the loop and stored, up to 500 messages or 2 MB a transaction.
+Memory is bounded whatever the mailbox's size (:class:`Held`): a batch is sent only
+while fewer than :data:`HELD_MESSAGES` messages are being fetched (counted as listed)
+or wait to be stored and while those answered weigh less than :data:`HELD_BYTES`
+(Gmail's ``sizeEstimate``); the client has at most 8 ``threads.get`` in flight, 3 a
+batch (a conversation holds up to 100 messages and may quote itself in every reply).
 A message that 404s while fetching was deleted meanwhile: it is skipped.
 """
 
@@ -24,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,10 +72,11 @@ class Plan:
 
     def split(self, listed: Iterable[tuple[str, str]]) -> list[Fetch]:
         """The calls fetching one page of (message id, thread id): threads whole first,
-        then lone messages."""
+        then lone messages. A message fetched already (listed again: an import lists
+        the inbox, then everything) is not fetched twice."""
         by_thread: dict[str, list[str]] = {}
         for message_id, thread_id in listed:
-            if thread_id not in self._whole:
+            if thread_id not in self._whole and message_id not in self._alone:
                 by_thread.setdefault(thread_id, []).append(message_id)
         threads = [Fetch(t, tuple(ids), True) for t, ids in by_thread.items() if len(ids) >= 2]
         singles = [Fetch(ids[0], (ids[0],), False) for ids in by_thread.values()
@@ -165,16 +160,15 @@ class Answered:
         return cls(found, len(found), size)
 
 
-async def run_full(ctx: SyncContext) -> int:
-    """Sync everything; return the history id stored as the cursor."""
+Listed = list[tuple[str, str]]  # (message id, thread id) of one listed page
+
+
+async def mirror(ctx: SyncContext, pages: AsyncIterator[Listed], plan: Plan) -> None:
+    """Fetch and store every message of ``pages`` (then return)."""
     run = ctx.run
-    profile = await ctx.client.profile()
-    cursor = int(profile["historyId"])
-    run.start_history_id = run.start_history_id or cursor
-    run.progress.phase = "listing"
     answered: asyncio.Queue[Any] = asyncio.Queue()  # Answered, an exception, or _DONE
     held = Held(HELD_MESSAGES, HELD_BYTES)
-    producer = asyncio.create_task(_produce(ctx, answered, held))
+    producer = asyncio.create_task(_produce(ctx, pages, plan, answered, held))
     try:
         done = False
         while not done:
@@ -208,64 +202,44 @@ async def run_full(ctx: SyncContext) -> int:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await producer
 
-    run.progress.phase = "reconciling"
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        deleted, threads = await store.delete_unseen(conn, ctx.account_id, ctx.mailbox, run.id,
-                                                     events=ctx.emit_events)
-        await store.advance_cursor(conn, ctx.account_id, cursor)
-        run.progress.deleted += deleted
-        run.progress.threads |= threads
-        run.end_history_id = cursor
-        await run.save_progress(conn)
-    return cursor
 
-
-async def _produce(ctx: SyncContext, answered: asyncio.Queue[Any], held: Held) -> None:
-    """List the pages (the next while this one is fetched) and send their calls in
-    batches, as :class:`Plan` says, while ``held`` allows; each batch's messages (or
-    its error) go to ``answered``, then :data:`_DONE`."""
+async def _produce(ctx: SyncContext, pages: AsyncIterator[Listed], plan: Plan,
+                   answered: asyncio.Queue[Any], held: Held) -> None:
+    """Send the pages' calls in batches, as ``plan`` says, while ``held`` allows; each
+    batch's messages (or its error) go to ``answered``, then :data:`_DONE`."""
     client = ctx.client
-    progress = ctx.run.progress
-    plan = Plan()
     pending: list[Fetch] = []  # a partial batch, waiting for the next page's calls
     sending = asyncio.Semaphore(2 * client.concurrency)  # batches sent or about to be
     fetches: set[asyncio.Task[None]] = set()
-    listing = asyncio.create_task(client.list_messages(None))
+
+    async def send(more_coming: bool) -> None:
+        nonlocal pending
+        calls = [f.call(client.calls) for f in pending]
+        batches, held_back = client.plan_batches(calls, hold_last=more_coming)
+        for batch in batches:
+            fetch = [pending[i] for i in batch]
+            await sending.acquire()
+            await held.reserve(sum(len(f.listed) for f in fetch))
+            task = asyncio.create_task(_fetch(ctx, plan, fetch, [calls[i] for i in batch],
+                                              answered, held, sending))
+            fetches.add(task)
+            task.add_done_callback(fetches.discard)
+        pending = [pending[i] for i in held_back]
+
     try:
-        while True:
-            listed_page = await listing
-            token = listed_page.get("nextPageToken")
-            if token:
-                listing = asyncio.create_task(client.list_messages(token))
-            listed = [(m["id"], m.get("threadId") or m["id"])
-                      for m in listed_page.get("messages") or () if isinstance(m.get("id"), str)]
-            progress.listed += len(listed)
+        async for listed in pages:
             pending += plan.split(listed)
-            calls = [f.call(client.calls) for f in pending]
-            batches, held_back = client.plan_batches(calls, hold_last=bool(token))
-            for batch in batches:
-                progress.phase = "fetching"
-                fetch = [pending[i] for i in batch]
-                await sending.acquire()
-                await held.reserve(sum(len(f.listed) for f in fetch))
-                task = asyncio.create_task(_fetch(ctx, plan, fetch, [calls[i] for i in batch],
-                                                  answered, held, sending))
-                fetches.add(task)
-                task.add_done_callback(fetches.discard)
-            pending = [pending[i] for i in held_back]
-            if not token:
-                break
+            if pending:
+                await send(more_coming=True)
+        await send(more_coming=False)
         if fetches:
             await asyncio.wait(set(fetches))
     except Exception as exc:  # the consumer raises it
         answered.put_nowait(exc)
         raise
     finally:
-        listing.cancel()  # when leaving early; its outcome, if any, no longer matters
         for task in list(fetches):
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await listing
         if fetches:
             await asyncio.wait(set(fetches))
         answered.put_nowait(_DONE)

@@ -27,16 +27,18 @@ WRITE_CLASS = 0x44425752
 
 @contextlib.asynccontextmanager
 async def service_lock(
-    pool: asyncpg.Pool, service_id: str, *, wait: float | None = None
+    pool: asyncpg.Pool, service_id: str, *, wait: float | None = None,
+    lock_class: int = LOCK_CLASS,
 ) -> AsyncIterator[None]:
-    """Hold the service's lock; ``wait`` None fails at once, else waits that many seconds."""
+    """Hold the service's lock (its sync lock, or ``lock_class``'s: the import lock);
+    ``wait`` None fails at once, else waits that many seconds."""
     async with pool.acquire() as conn:
-        if not await conn.fetchval(query("sync_try_lock"), LOCK_CLASS, service_id):
+        if not await conn.fetchval(query("sync_try_lock"), lock_class, service_id):
             if not wait:
                 raise SyncInProgress(service_id)
             await conn.execute(query("sync_set_lock_timeout"), f"{int(wait * 1000)}ms")
             try:
-                await conn.execute(query("sync_lock"), LOCK_CLASS, service_id)
+                await conn.execute(query("sync_lock"), lock_class, service_id)
             except asyncpg.LockNotAvailableError:
                 raise SyncInProgress(service_id) from None
             finally:
@@ -44,12 +46,12 @@ async def service_lock(
         try:
             yield
         finally:
-            await _unlock(conn, service_id)
+            await _unlock(conn, service_id, lock_class)
 
 
-async def _unlock(conn: PoolConnectionProxy, service_id: str) -> None:
+async def _unlock(conn: PoolConnectionProxy, service_id: str, lock_class: int) -> None:
     try:
-        await conn.execute(query("sync_unlock"), LOCK_CLASS, service_id)
+        await conn.execute(query("sync_unlock"), lock_class, service_id)
     except BaseException as exc:
         if _gone(conn):
             # PostgreSQL dropped the connection (a restart, a failover) and every lock

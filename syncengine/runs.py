@@ -44,7 +44,12 @@ class SyncResult:
 
 @dataclass
 class Progress:
-    """Counters of a run, readable while it runs (progress bars, the runs endpoint)."""
+    """Counters of a run, readable while it runs (progress bars, the runs endpoint).
+
+    An import also knows its ``total`` (Gmail's message count at its start) and what it
+    skipped (stored before it was resumed, or newer); ``done`` of ``total`` and the
+    estimated time left (from the pace since this process took the run) follow.
+    """
 
     phase: str = "starting"
     listed: int = 0
@@ -53,13 +58,30 @@ class Progress:
     deleted: int = 0
     skipped_gone: int = 0
     conflicts: int = 0
+    skipped: int = 0
+    total: int | None = None
     threads: set[str] = field(default_factory=set)
+    began: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        """Listed messages dealt with: stored, skipped, gone or another's."""
+        return self.stored + self.skipped + self.skipped_gone + self.conflicts
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left at the pace so far; None before there is a pace to go by."""
+        if not self.total or self.done <= 0:
+            return None
+        elapsed = (time.monotonic() if now is None else now) - self.began
+        left = max(0, self.total - self.done)
+        return round(left * elapsed / self.done, 1) if elapsed > 0 else None
 
     def as_json(self) -> dict[str, object]:
         return {"phase": self.phase, "listed": self.listed, "fetched": self.fetched,
                 "stored": self.stored, "deleted": self.deleted,
                 "skippedGone": self.skipped_gone, "conflicts": self.conflicts,
-                "threads": len(self.threads)}
+                "skipped": self.skipped, "done": self.done, "total": self.total,
+                "etaSeconds": self.eta(), "threads": len(self.threads)}
 
 
 class Run:
@@ -80,10 +102,15 @@ class Run:
         self._started = time.monotonic()
 
     async def start(self) -> None:
+        """Record the run (or take up an import's run again, as it was recorded)."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(query("sync_run_interrupted"), self.service_id, self.id)
-            await conn.execute(query("sync_run_start"), self.id, self.service_id, self.mode,
-                               self.trigger, _num(self.start_history_id))
+            row = await conn.fetchrow(query("sync_run_start"), self.id, self.service_id,
+                                      self.mode, self.trigger, _num(self.start_history_id))
+        assert row is not None
+        self.fell_back_to_full = self.fell_back_to_full or row["fell_back_to_full"]
+        if row["start_history_id"] is not None:
+            self.start_history_id = int(row["start_history_id"])
 
     def notify(self) -> None:
         if self._on_progress:

@@ -91,15 +91,22 @@ SELECT pg_advisory_xact_lock($1::int, hashtext($2))
 
 -- ---------------------------------------------------------------- runs
 
+-- A new run, or an import's run taken up again (resumed): running again, as it was.
 -- name: sync_run_start
 INSERT INTO delightbridge_sync.runs (id, account_id, mode, trigger, start_history_id)
 VALUES ($1, $2, $3, $4, $5::numeric)
+ON CONFLICT (id) DO UPDATE
+SET status = 'running', finished_at = NULL, error_code = NULL, error = NULL
+RETURNING fell_back_to_full, start_history_id::text AS start_history_id
 
--- A run still 'running' when its service's lock is free was interrupted (its process died).
+-- A run still 'running' when its service's lock is free was interrupted (its process died),
+-- unless it is an import's, which waits to be resumed.
 -- name: sync_run_interrupted
 UPDATE delightbridge_sync.runs SET status = 'failed', finished_at = now(), error_code = 'interrupted',
        error = 'the process running this sync stopped before it finished'
 WHERE account_id = $1 AND status = 'running' AND id <> $2
+  AND id NOT IN (SELECT run_id FROM delightbridge_sync.imports
+                 WHERE account_id = $1 AND status IN ('pending', 'running'))
 
 -- name: sync_run_progress
 UPDATE delightbridge_sync.runs

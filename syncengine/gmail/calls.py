@@ -72,9 +72,13 @@ class CallBuilder:
     def profile(self) -> GmailCall:
         return self._call("users.getProfile", self._users.getProfile(userId="me"))
 
+    def list_labels(self) -> GmailCall:
+        return self._call("labels.list", self._users.labels().list(userId="me"))
+
     def list_messages(
         self, page_token: str | None = None, *, max_results: int = MAX_PAGE,
         include_spam_trash: bool = False, q: str | None = None,
+        label_ids: Sequence[str] = (),
     ) -> GmailCall:
         kwargs: dict[str, Any] = {"userId": "me", "maxResults": max_results,
                                   "includeSpamTrash": include_spam_trash}
@@ -82,6 +86,8 @@ class CallBuilder:
             kwargs["pageToken"] = page_token
         if q:
             kwargs["q"] = q
+        if label_ids:
+            kwargs["labelIds"] = list(label_ids)
         return self._call("messages.list", self._messages.list(**kwargs))
 
     def _by_id(self, name: str, resource: Any, ident: str, format: str) -> GmailCall:

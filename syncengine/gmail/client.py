@@ -145,8 +145,12 @@ class GmailClient:
     async def profile(self) -> Resource:
         return await self.execute(self.calls.profile())
 
-    async def list_messages(self, page_token: str | None = None) -> Resource:
-        return await self.execute(self.calls.list_messages(page_token))
+    async def list_labels(self) -> Resource:
+        return await self.execute(self.calls.list_labels())
+
+    async def list_messages(self, page_token: str | None = None, *,
+                            label_ids: Sequence[str] = ()) -> Resource:
+        return await self.execute(self.calls.list_messages(page_token, label_ids=label_ids))
 
     async def list_history(self, start_history_id: int, page_token: str | None = None
                            ) -> Resource:

@@ -29,6 +29,7 @@ from delightbridge.settings import Settings
 #: The legacy model's units per method (the names of syncengine.gmail.calls).
 LEGACY_COSTS: Final[Mapping[str, int]] = MappingProxyType({
     "users.getProfile": 1,
+    "labels.list": 1,
     "users.watch": 100,
     "users.stop": 50,
     "messages.list": 5,

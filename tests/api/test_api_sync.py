@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gmailsim.errors import GmailError
 from syncengine.gmail.retry import RetryPolicy
-from syncengine.lock import service_lock
+from syncengine.lock import IMPORT_CLASS, LOCK_CLASS, service_lock
 from tests.api.conftest import FAST_RETRY, Api
 from tests.dbutil import service_state
 
@@ -123,8 +123,9 @@ async def test_wait_false_answers_202_and_the_run_can_be_followed(api: Api) -> N
         assert running.json["run"]["finishedAt"] is None
         assert running.json["run"]["progress"] is None or "phase" in running.json["run"][
             "progress"]
-        # The same service is busy meanwhile: 409, naming the run to follow.
-        busy = await api.call("POST", f"/api/services/{SERVICE}/sync")
+        # Its import is busy meanwhile: another full sync is 409, naming the run to follow.
+        # (Incremental syncs go on beside an import: tests/syncengine/test_imports.py.)
+        busy = await api.call("POST", f"/api/services/{SERVICE}/sync?mode=full")
         assert busy.status == 409
         assert busy.json["error"] == "sync_in_progress"
         assert busy.json["runId"] == run_id
@@ -193,14 +194,18 @@ async def test_revoked_refresh_token_is_409_and_disconnects(api: Api) -> None:
 
 
 async def test_sync_in_progress_elsewhere_is_409(api: Api) -> None:
-    """Another process holds the service's lock (here: the test's own connection)."""
+    """Another process holds the service's sync lock, or its import lock (here: the
+    test's own connection): incremental syncs, or full ones, are refused meanwhile."""
     await api.connected_service(SERVICE, ADDRESS, messages=1, threads=1)
-    async with service_lock(api.pool, SERVICE):
-        for query in ("", "?mode=full", "?wait=false"):
-            reply = await api.call("POST", f"/api/services/{SERVICE}/sync{query}")
-            assert reply.status == 409
-            assert reply.json["error"] == "sync_in_progress"
-            assert SERVICE in reply.json["message"]
+    assert (await api.call("POST", f"/api/services/{SERVICE}/sync")).status == 200
+    for lock_class, queries in ((LOCK_CLASS, ("", "?wait=false")),
+                                (IMPORT_CLASS, ("?mode=full", "?mode=full&wait=false"))):
+        async with service_lock(api.pool, SERVICE, lock_class=lock_class):
+            for query in queries:
+                reply = await api.call("POST", f"/api/services/{SERVICE}/sync{query}")
+                assert reply.status == 409, (lock_class, query, reply.body)
+                assert reply.json["error"] == "sync_in_progress"
+                assert SERVICE in reply.json["message"]
     after = await api.call("POST", f"/api/services/{SERVICE}/sync")
     assert after.status == 200
 

@@ -63,12 +63,15 @@ AUTH_SECRET = "chaos-soak-auth-secret-8d1f0c3b7a"
 ADMIN_EMAIL = "ops@chaos.example"
 
 # Column lists compared before and after the final syncs: everything a sync writes,
-# except the bookkeeping of which run wrote it and when.
+# except the bookkeeping of which run wrote it and when, and Gmail's history id of the
+# copy stored (a repairing import keeps a message whose labels and content are Gmail's
+# without reading it again, so its stored history id may predate a change that undid
+# itself; a full import then reads a newer one).
 EMAIL_COLUMNS = (
     "e.id, e.thread_id, e.gmail_message_id, e.rfc_message_id, e.in_reply_to, e.\"references\", "
     "e.from_email, e.from_name, e.to_email, e.body, e.direction::text, e.sent_at, m.subject, "
     "m.cc_email, m.bcc_email, m.reply_to, m.body_text, m.snippet, m.label_ids, "
-    "m.attachments::text, m.history_id::text, m.size_estimate, m.content_hash, "
+    "m.attachments::text, m.size_estimate, m.content_hash, "
     "m.parse_problems")
 THREAD_COLUMNS = ("t.id, t.account_id, t.gmail_thread_id, t.subject, t.customer_email, "
                   "t.customer_name, t.status::text, t.is_read, t.last_message_at")

@@ -165,6 +165,7 @@ class Recorder:
     sweeps: list[SweepReport] = field(default_factory=list)
     renewals: list[RenewReport] = field(default_factory=list)
     event_attempts: list[Attempt] = field(default_factory=list)
+    imports: list[tuple[str, object]] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __call__(self, delivery: Delivery, outcome: Outcome) -> None:
@@ -177,6 +178,10 @@ class Recorder:
 
     def renewed(self, report: RenewReport) -> None:
         self.renewals.append(report)
+        self._changed.set()
+
+    def imported(self, service_id: str, outcome: object) -> None:
+        self.imports.append((service_id, outcome))
         self._changed.set()
 
     def event_attempted(self, attempt: Attempt) -> None:
@@ -318,7 +323,8 @@ class Env:
                         engine_config=self.engine_config(settings, **(engine or {})),
                         observers=[recorder], sweep_observers=[recorder.swept],
                         renewal_observers=[recorder.renewed],
-                        event_observers=[recorder.event_attempted])
+                        event_observers=[recorder.event_attempted],
+                        import_observers=[recorder.imported])
         task = asyncio.create_task(worker.run())
         started = asyncio.create_task(worker.started.wait())
         await asyncio.wait({task, started}, timeout=30, return_when=asyncio.FIRST_COMPLETED)

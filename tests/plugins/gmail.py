@@ -22,10 +22,12 @@ from gmailsim.server import RunningSimulator, serve
 
 
 def gmail_settings(server: RunningSimulator) -> dict[str, Any]:
-    """The settings that point the service at this simulator: Gmail and its OAuth client."""
+    """The settings that point the service at this simulator: Gmail, its OAuth client,
+    and the quota model it enforces."""
     return {"gmail_api_endpoint": server.base_url, "google_oauth_token_uri": server.token_uri,
             "google_client_id": server.sim.client_id,
-            "google_client_secret": server.sim.client_secret}
+            "google_client_secret": server.sim.client_secret,
+            "gmail_quota_profile": server.sim.quota.profile}
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 
 from delightbridge.settings import variable_names
@@ -34,7 +35,8 @@ async def test_sync_command_prints_a_summary(setup: SyncSetup, db_url: str) -> N
     assert line.startswith(f"ok: full sync of {setup.account_id} in ")
     stored = await setup.pool.fetchval("SELECT count(*) FROM emails")
     assert f"messagesProcessed={stored}" in line
-    assert "fetching" in err or "listing" in err  # progress lines on stderr
+    assert "importing" in err  # progress lines on stderr, with done of total
+    assert re.search(r"done \d+/\d+ \(\d+ %\)", err), err
     assert setup.mailbox.refresh_token not in out + err
 
 

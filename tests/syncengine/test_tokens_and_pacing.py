@@ -101,7 +101,8 @@ async def test_pacing_keeps_a_full_sync_under_gmails_quota(
 async def test_every_client_of_a_mailbox_shares_its_pacer(setup: SyncSetup,
                                                           pool: asyncpg.Pool) -> None:
     """An import and an incremental of the same mailbox draw on one budget."""
-    config = EngineConfig.from_settings(engine_settings(setup.gmail), retry=FAST_POLICY)
+    config = EngineConfig.from_settings(
+        engine_settings(setup.gmail, gmail_quota_profile="2026"), retry=FAST_POLICY)
     async with SyncEngine.open(pool, config) as engine:
         service = await engine.service(setup.account_id)
         first, second = engine.client_for(service), engine.client_for(service)

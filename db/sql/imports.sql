@@ -1,0 +1,70 @@
+-- Imports (syncengine/imports.py): the job, what it has done, what it may skip.
+-- Named, parameterised statements ($1…), loaded by db/queries.py.
+
+-- A new import, unless one is pending or running already (nothing is returned: the
+-- caller reads its run id). One that failed is taken up again as it was (same run, so
+-- what it stored counts), a full one if either asks for it.
+-- name: import_request
+INSERT INTO delightbridge_sync.imports (account_id, run_id, kind, status)
+SELECT id, $2, $3, 'pending' FROM gmail_accounts WHERE id = $1
+ON CONFLICT (account_id) DO UPDATE
+SET run_id = CASE WHEN imports.status = 'failed' THEN imports.run_id ELSE EXCLUDED.run_id END,
+    kind = CASE WHEN imports.status = 'failed' AND imports.kind = 'full' THEN 'full'
+                ELSE EXCLUDED.kind END,
+    status = 'pending',
+    start_history_id = CASE WHEN imports.status = 'failed' THEN imports.start_history_id END,
+    total = CASE WHEN imports.status = 'failed' THEN imports.total END,
+    done = CASE WHEN imports.status = 'failed' THEN imports.done ELSE 0 END,
+    error = NULL, requested_at = now(), updated_at = now(), finished_at = NULL,
+    started_at = CASE WHEN imports.status = 'failed' THEN imports.started_at END
+WHERE imports.status NOT IN ('pending', 'running')
+RETURNING run_id
+
+-- name: import_get
+SELECT account_id, run_id, kind, status, start_history_id::text AS start_history_id, total,
+       done, requested_at, started_at
+FROM delightbridge_sync.imports WHERE account_id = $1
+
+-- name: import_begin
+UPDATE delightbridge_sync.imports
+SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now(),
+    start_history_id = coalesce(start_history_id, $2::numeric), total = coalesce(total, $3)
+WHERE account_id = $1 AND run_id = $4
+RETURNING start_history_id::text AS start_history_id, total
+
+-- name: import_progress
+UPDATE delightbridge_sync.imports SET done = $3, updated_at = now()
+WHERE account_id = $1 AND run_id = $2
+
+-- name: import_finish
+UPDATE delightbridge_sync.imports
+SET status = $3, error = $4, finished_at = now(), updated_at = now()
+WHERE account_id = $1 AND run_id = $2
+
+-- name: import_clear_tombstones
+DELETE FROM delightbridge_sync.tombstones WHERE account_id = $1
+
+-- Imports to run or resume: pending, or running but held by nobody (checked by the
+-- caller with the import lock).
+-- name: import_waiting
+SELECT account_id FROM delightbridge_sync.imports
+WHERE status IN ('pending', 'running')
+ORDER BY requested_at
+
+-- Of these listed messages, what the mirror holds: whether this import wrote (or saw)
+-- them, an incremental wrote them after the import began, and their labels.
+-- name: import_known
+SELECT g.id AS gmail_message_id, e.id AS email_id,
+       coalesce(m.synced_run_id = $2, false) AS by_import,
+       coalesce(m.history_id > $3::numeric, false) AS newer,
+       m.label_ids
+FROM unnest($4::text[]) AS g(id)
+LEFT JOIN (emails e JOIN email_threads t ON t.id = e.thread_id AND t.account_id = $1)
+       ON e.gmail_message_id = g.id
+LEFT JOIN delightbridge_sync.messages m ON m.email_id = e.id
+
+-- A repair found these as the mailbox has them: mark them seen by the import, so that
+-- its reconciliation keeps them.
+-- name: import_mark_seen
+UPDATE delightbridge_sync.messages SET synced_run_id = $2
+WHERE email_id = ANY($1::text[])

@@ -1,0 +1,219 @@
+"""Imports: resumable, inbox first, beside incremental syncs, and repairs that fetch only
+what changed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from syncengine import imports, store
+from syncengine.full import Plan
+from syncengine.imports import Known, LabelSets, sort_out
+from syncengine.parse import parse_message
+from syncengine.runs import Progress
+from tests.syncengine.conftest import SyncSetup
+from tests.syncengine.gmail_payload import MAILBOX, new_message, to_gmail
+from tests.syncengine.mirror import assert_mirror
+
+FETCHES = ("users.messages.get", "users.threads.get")
+
+
+def _fetch_calls(setup: SyncSetup) -> int:
+    return sum(setup.sim.counters.calls(m) for m in FETCHES)
+
+
+# --------------------------------------------------------------------------- pure
+
+
+def test_sort_out_skips_what_is_stored_or_newer_and_a_repair_what_is_unchanged() -> None:
+    listed = [("m1", "t1"), ("m2", "t1"), ("m3", "t2"), ("m4", "t3"), ("m5", "t4"),
+              ("m6", "t5")]
+    known = {
+        "m1": Known("email-m1", by_import=True, newer=False, label_ids=["INBOX"]),
+        "m2": Known("email-m2", by_import=False, newer=True, label_ids=["INBOX"]),
+        "m3": Known("email-m3", by_import=False, newer=False, label_ids=["INBOX", "UNREAD"]),
+        "m4": Known("email-m4", by_import=False, newer=False, label_ids=["INBOX"]),
+        "m5": Known(None, by_import=False, newer=False, label_ids=None),
+    }
+    full = sort_out(listed, known, "full", None)
+    assert (full.fetch, full.seen, full.skipped) == (
+        [("m3", "t2"), ("m4", "t3"), ("m5", "t4"), ("m6", "t5")], [], 2)
+    labels = LabelSets({"m3": frozenset({"INBOX", "UNREAD"}), "m4": frozenset({"STARRED"}),
+                        "m6": frozenset({"DRAFT"})})
+    repair = sort_out(listed, known, "repair", labels)
+    # m3 is as Gmail has it (seen); m4's labels changed; m5 is not mirrored yet; m6 is
+    # a draft, never mirrored.
+    assert (repair.fetch, repair.seen, repair.skipped) == (
+        [("m4", "t3"), ("m5", "t4")], ["email-m3"], 3)
+
+
+def test_a_message_listed_again_is_not_fetched_twice() -> None:
+    plan = Plan()
+    assert [f.id for f in plan.split([("a", "A"), ("b", "B"), ("b2", "B")])] == ["B", "a"]
+    # The inbox, then everything: what was fetched already is not planned again.
+    assert plan.split([("a", "A"), ("b", "B"), ("c", "C")])[0].id == "c"
+    assert len(plan.split([("a", "A"), ("b", "B"), ("c", "C")])) == 0
+
+
+# --------------------------------------------------------------------------- ordering
+
+
+async def test_the_open_inbox_is_imported_first(setup: SyncSetup) -> None:
+    sim = setup.sim
+    sim.seed(setup.address, messages=120, threads=40, seed=31)
+    inbox = {m.id for m in sim.snapshot(setup.address).messages
+             if "INBOX" in m.label_ids and not {"SPAM", "TRASH", "DRAFT"} & set(m.label_ids)}
+    assert 0 < len(inbox) < 100
+    stored_when_the_rest_began: set[str] = set()
+    checks: list[asyncio.Task[None]] = []
+
+    def watch(progress: Progress) -> None:
+        if progress.phase == "importing" and not checks:
+            async def look() -> None:
+                rows = await setup.pool.fetch("SELECT gmail_message_id FROM emails")
+                stored_when_the_rest_began.update(r["gmail_message_id"] for r in rows)
+            checks.append(asyncio.create_task(look()))
+
+    await setup.engine.sync(setup.account_id, mode="full", trigger="cli", on_progress=watch)
+    await asyncio.gather(*checks)
+    assert inbox <= stored_when_the_rest_began
+    await assert_mirror(setup.pool, setup.account_id, sim.snapshot(setup.address))
+
+
+# --------------------------------------------------------------------------- resuming
+
+
+async def test_a_killed_import_resumes_without_fetching_what_it_stored(
+    setup: SyncSetup,
+) -> None:
+    sim = setup.sim
+    sim.seed(setup.address, messages=400, threads=300, seed=32)
+    sim.faults.update(latency_ms=5)
+    first = Progress()
+
+    def note(progress: Progress) -> None:
+        first.stored, first.fetched = progress.stored, progress.fetched
+        if progress.stored >= 150 and not stopped.is_set():
+            stopped.set()
+
+    stopped = asyncio.Event()
+    task = asyncio.create_task(setup.engine.sync(setup.account_id, mode="full",
+                                                 trigger="cli", on_progress=note))
+    await asyncio.wait_for(stopped.wait(), timeout=60)
+    task.cancel()  # the process is killed mid-import
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    job = await imports.get(setup.pool, setup.account_id)
+    assert job is not None
+    assert job.status == "running"  # left to be resumed
+    stored_before = await setup.pool.fetchval(
+        "SELECT count(*) FROM delightbridge_sync.messages WHERE synced_run_id = $1",
+        job.run_id)
+    assert stored_before >= 150
+    calls_before = _fetch_calls(setup)
+
+    resumed = Progress()
+    result = await setup.engine.run_import(setup.account_id, trigger="poll",
+                                           on_progress=lambda p: setattr(resumed, "p", p))
+    assert result is not None
+    assert result.run_id == job.run_id  # the same run, taken up again
+    progress: Progress = resumed.p  # type: ignore[attr-defined]
+    await assert_mirror(setup.pool, setup.account_id, sim.snapshot(setup.address))
+    assert progress.skipped >= stored_before  # what it had stored was not fetched again
+    mirrored = await setup.pool.fetchval("SELECT count(*) FROM emails")
+    in_flight = max(0, first.fetched - first.stored)  # fetched, not stored when killed
+    assert progress.fetched <= mirrored - stored_before + in_flight + 100  # whole threads
+    assert _fetch_calls(setup) - calls_before < mirrored - stored_before + 50
+    assert (await imports.get(setup.pool, setup.account_id)).status == "succeeded"  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+async def test_new_mail_is_mirrored_while_an_import_runs(setup: SyncSetup) -> None:
+    sim = setup.sim
+    sim.seed(setup.address, messages=300, threads=200, seed=33)
+    sim.faults.update(latency_ms=20)
+    importing = asyncio.Event()
+
+    def note(progress: Progress) -> None:
+        if progress.stored > 0:
+            importing.set()
+
+    task = asyncio.create_task(setup.engine.sync(setup.account_id, mode="full",
+                                                 trigger="connect", on_progress=note))
+    await asyncio.wait_for(importing.wait(), timeout=60)
+    new_id = sim.deliver(setup.address, subject="While importing")
+    result = await setup.engine.sync(setup.account_id, trigger="notification")
+    assert (result.mode, result.fell_back_to_full) == ("incremental", False)
+    assert not task.done()  # the import goes on
+    assert await setup.pool.fetchval(
+        "SELECT count(*) FROM emails WHERE gmail_message_id = $1", new_id) == 1
+    await task
+    await assert_mirror(setup.pool, setup.account_id, sim.snapshot(setup.address))
+
+
+async def _store(pool: asyncpg.Pool, account: str, message: Any, run: uuid.UUID) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        return (await store.store_messages(conn, account, MAILBOX, [message], run)).written
+
+
+def _copy(history_id: int, labels: tuple[str, ...]) -> Any:
+    return parse_message(to_gmail(new_message(subject="Refund"), message_id="18c1000000000001",
+                                  thread_id="18c1000000000001", label_ids=labels,
+                                  history_id=str(history_id)).resource, MAILBOX)
+
+
+async def test_an_import_never_writes_over_newer_state_or_brings_back_a_removal(
+    setup: SyncSetup,
+) -> None:
+    account, pool = setup.account_id, setup.pool
+    labels = "SELECT label_ids FROM delightbridge_sync.messages"
+    assert await _store(pool, account, _copy(100, ("INBOX", "UNREAD")), uuid.uuid4()) == 1
+    # An import's copy read before the incremental's: left alone.
+    assert await _store(pool, account, _copy(90, ("INBOX",)), uuid.uuid4()) == 0
+    assert await pool.fetchval(labels) == ["INBOX", "UNREAD"]
+    # While an import runs, an incremental removes the message (seen at history 150).
+    await imports.request(pool, account, "full")
+    async with pool.acquire() as conn, conn.transaction():
+        await store.delete_messages(conn, account, MAILBOX, ["18c1000000000001"],
+                                    history_id=150)
+    assert await _store(pool, account, _copy(140, ("INBOX",)), uuid.uuid4()) == 0
+    assert await pool.fetchval("SELECT count(*) FROM emails") == 0
+    # Put back later (untrashed): a copy newer than the removal is written.
+    assert await _store(pool, account, _copy(160, ("INBOX",)), uuid.uuid4()) == 1
+
+
+# --------------------------------------------------------------------------- repairs
+
+
+async def test_history_expired_repairs_fetching_only_what_changed(setup: SyncSetup) -> None:
+    sim, address = setup.sim, setup.address
+    sim.seed(address, messages=80, threads=60, seed=34)
+    await setup.engine.sync(setup.account_id, mode="full", trigger="cli")
+    mirrored = [m for m in sim.snapshot(address).messages
+                if not {"SPAM", "TRASH", "DRAFT"} & set(m.label_ids)]
+    starred = sim.create_label(address, "Important customer")
+    sim.modify_labels(address, mirrored[0].id, remove=["UNREAD"], add=["INBOX"])
+    sim.modify_labels(address, mirrored[1].id, add=[starred])
+    sim.archive(address, mirrored[2].id)
+    sim.delete(address, mirrored[3].id)
+    new_id = sim.deliver(address, subject="Arrived while history was lost")
+    sim.expire_history(address)
+    calls = _fetch_calls(setup)
+
+    result = await setup.engine.sync(setup.account_id, trigger="notification")
+
+    assert (result.mode, result.fell_back_to_full) == ("full", True)
+    await assert_mirror(setup.pool, setup.account_id, sim.snapshot(address))
+    assert await setup.pool.fetchval(
+        "SELECT count(*) FROM emails WHERE gmail_message_id = $1", new_id) == 1
+    # The three changed messages and the new one, not the whole mailbox.
+    assert _fetch_calls(setup) - calls <= 4
+    assert sim.counters.calls("users.labels.list") >= 1
+    again = await setup.engine.sync(setup.account_id, trigger="notification")
+    assert (again.mode, again.fell_back_to_full) == ("incremental", False)
