@@ -23,7 +23,7 @@ from api.keys import BACKGROUND, ENGINE, METRICS
 from api.metrics import ApiMetrics
 from delightbridge.errors import DelightBridgeError
 from syncengine.engine import ServiceRow, SyncEngine
-from syncengine.gmail.client import GmailClient
+from syncengine.gmail.client import GmailClient, error_reason
 from syncengine.runs import Mode, Run, SyncResult, Trigger
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ _clients: contextvars.ContextVar[list[GmailClient] | None] = contextvars.Context
 class ObservedEngine(SyncEngine):
     """A :class:`SyncEngine` whose Gmail clients report to the API's metrics."""
 
-    def client_for(self, service: ServiceRow) -> GmailClient:
-        client = super().client_for(service)
+    def client_for(self, service: ServiceRow, *, bulk: bool = False) -> GmailClient:
+        client = super().client_for(service, bulk=bulk)
         collected = _clients.get()
         if collected is not None:
             collected.append(client)
@@ -52,12 +52,7 @@ def _record_gmail(metrics: ApiMetrics, clients: list[GmailClient]) -> None:
             metrics.gmail_errors.labels(error_reason(key)).inc(count)
 
 
-def error_reason(key: str) -> str:
-    """A metrics label from a client's error key (``"429:rateLimitExceeded"``, ``"connection"``)."""
-    status, sep, reason = key.partition(":")
-    if not sep:
-        return key
-    return reason or f"http_{status}"
+
 
 
 class GmailObserver:

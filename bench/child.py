@@ -86,9 +86,9 @@ class PacerProbe:
         original_settle = pacing.QuotaPacer.settle
         probe = self
 
-        async def acquire(self: Any, units: int) -> Any:
+        async def acquire(self: Any, units: int, *, bulk: bool = False) -> Any:
             asked = time.monotonic()
-            entry = await original_acquire(self, units)
+            entry = await original_acquire(self, units, bulk=bulk)
             probe.pending[id(entry)] = [asked, time.monotonic(), float(units)]
             return entry
 

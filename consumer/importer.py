@@ -27,8 +27,13 @@ from syncengine.runs import Progress, SyncResult
 log = logging.getLogger("consumer.importer")
 
 
+#: Imports one consumer runs at once (each holds a database connection for its lock).
+IMPORTS_AT_ONCE = 2
+
+
 class ImportWorker:
-    def __init__(self, engine: SyncEngine, *, concurrency: int = 2, interval: float = 60.0,
+    def __init__(self, engine: SyncEngine, *, concurrency: int = IMPORTS_AT_ONCE,
+                 interval: float = 60.0,
                  on_progress: Callable[[str, Progress], None] | None = None,
                  on_done: Callable[[str, SyncResult | BaseException | None], None] | None = None
                  ) -> None:

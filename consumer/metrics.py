@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumer.notification import Reason
+from syncengine.budget import ProjectBudget
+from syncengine.gmail.client import error_reason
 from syncengine.outbox import Attempt
 from syncengine.runs import Progress
 
@@ -90,6 +92,26 @@ class ConsumerMetrics:
         self.imports = Counter(
             "delightbridge_imports_total", "Imports that ended here, by outcome",
             ["outcome"], registry=r)
+        self.gmail_calls = Counter(
+            "delightbridge_gmail_calls_total", "Gmail calls, by method", ["method"],
+            registry=r)
+        self.gmail_units = Counter(
+            "delightbridge_gmail_units_total", "Gmail quota units spent, by method", ["method"],
+            registry=r)
+        self.gmail_errors = Counter(
+            "delightbridge_gmail_errors_total",
+            "Gmail answers that were errors, by reason (rateLimitExceeded: a 429 or 403 "
+            "over a limit)", ["reason"], registry=r)
+        self.gmail_daily_units = Gauge(
+            "delightbridge_gmail_daily_units",
+            "Units the project has leased today (Pacific day), every process", registry=r)
+        self.gmail_daily_budget = Gauge(
+            "delightbridge_gmail_daily_budget_units",
+            "The project's daily Gmail budget (0: none)", registry=r)
+        self.gmail_daily_guard = Gauge(
+            "delightbridge_gmail_daily_guard_units",
+            "Past this many units a day imports stop: alert when daily_units reaches it",
+            registry=r)
         self.swept = Counter(
             "delightbridge_consumer_swept_services_total",
             "Services the sweep found stale and synced", registry=r)
@@ -129,3 +151,21 @@ class ConsumerMetrics:
             self.imports.labels(getattr(outcome, "code", type(outcome).__name__)).inc()
         else:
             self.imports.labels("succeeded").inc()
+
+    # GmailListener: every call and error of this process's clients, as they happen.
+    def gmail_called(self, method: str, units: int) -> None:
+        self.gmail_calls.labels(method).inc()
+        self.gmail_units.labels(method).inc(units)
+
+    def gmail_failed(self, key: str) -> None:
+        self.gmail_errors.labels(error_reason(key)).inc()
+
+    def watch_budget(self, budget: ProjectBudget | None) -> None:
+        """The project's daily budget as this process's leases see it."""
+        if budget is None:
+            return
+        daily = budget.config.daily_limit(bulk=False) or 0
+        guard = budget.config.daily_limit(bulk=True) or 0
+        self.gmail_daily_units.set_function(lambda: budget.day_units)
+        self.gmail_daily_budget.set(daily)
+        self.gmail_daily_guard.set(guard)

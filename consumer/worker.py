@@ -24,7 +24,7 @@ import aiohttp
 from consumer.config import ConsumerConfig
 from consumer.handler import Delivery, NotificationHandler, Observer, engine_sync_fn
 from consumer.health import HttpServer, Readiness, create_app
-from consumer.importer import ImportWorker
+from consumer.importer import IMPORTS_AT_ONCE, ImportWorker
 from consumer.metrics import ConsumerMetrics
 from consumer.notification import decode_pull
 from consumer.pull import PullBridge, PulledMessage, subscriber_client
@@ -110,8 +110,11 @@ class Worker:
         cfg = self.config
         async with contextlib.AsyncExitStack() as stack:
             pool = await stack.enter_async_context(
-                open_pool(self.settings, max_size=2 * cfg.concurrency + 4))
+                # A lock's connection and a working one per sync and per import, and spare.
+                open_pool(self.settings, max_size=2 * (cfg.concurrency + IMPORTS_AT_ONCE) + 4))
             engine = await stack.enter_async_context(SyncEngine.open(pool, self.engine_config))
+            engine.listeners.append(self.metrics)
+            self.metrics.watch_budget(engine.budget)
             scheduler = self.scheduler = Scheduler(
                 engine_sync_fn(engine, self.metrics, lock_wait=cfg.lock_wait),
                 concurrency=cfg.concurrency)

@@ -7,6 +7,8 @@ secret (token, cookie, password).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 
 class DelightBridgeError(Exception):
     """Base of every error this project raises on purpose."""
@@ -102,6 +104,22 @@ class GmailQuotaExceeded(GmailError):
     """Gmail kept rate-limiting (429 / 403 rate reasons) after every retry."""
 
     code = "gmail_quota_exceeded"
+
+
+class DailyBudgetExhausted(GmailQuotaExceeded):
+    """The project has spent its daily Gmail budget (imports: their share of it).
+
+    ``resumes_at``: when the next quota day (America/Los_Angeles) begins.
+    """
+
+    code = "daily_budget_exhausted"
+
+    def __init__(self, resumes_at: datetime) -> None:
+        self.resumes_at = resumes_at
+        super().__init__(
+            "The project's daily Gmail budget is spent; imports resume at "
+            f"{resumes_at.isoformat(timespec='minutes')}.",
+            retry_after=max(1.0, (resumes_at - datetime.now(UTC)).total_seconds()))
 
 
 class GmailUnavailable(GmailError):

@@ -65,6 +65,7 @@ class Settings:
     gmail_quota_project_units_per_minute: int | None = None
     gmail_quota_daily_units: int | None = None
     gmail_quota_costs: Mapping[str, int] = field(default_factory=dict)
+    gmail_quota_daily_guard: float = 0.9
     gmail_fetch_concurrency: int = 4
     pubsub_project: str = "delightbridge-local"
     pubsub_topic: str = "gmail-push"
@@ -394,6 +395,9 @@ _VARIABLES: tuple[_Var, ...] = (
          "override: units per Pacific day for the project (2026: 80000000; 0: none)"),
     _Var("GMAIL_QUOTA_COSTS", "gmail_quota_costs", _costs,
          "override: units per method, e.g. messages.get=20,threads.get=40"),
+    _Var("GMAIL_QUOTA_DAILY_GUARD", "gmail_quota_daily_guard", _number(0.1, 1.0),
+         "share of the daily budget imports may use (the rest is kept for fresh mail); "
+         "also the daily alert threshold (default 0.9)"),
     _Var("GMAIL_QUOTA_UNITS_PER_SECOND", "gmail_quota_profile", _replaced_units_per_second,
          "replaced by GMAIL_QUOTA_PROFILE and GMAIL_QUOTA_USER_UNITS"),
     _Var("GMAIL_FETCH_CONCURRENCY", "gmail_fetch_concurrency", _int_between(1, 64),

@@ -138,6 +138,7 @@ _COERCE: dict[str, Any] = {
     "units_per_second": _optional_float,
     "window_seconds": _positive_float,
     "project_units_per_minute": _optional_float,
+    "project_window_seconds": _positive_float,
     "daily_units": _optional_int,
     "exceeded_response": _exceeded,
     "max_concurrent_per_user": _optional_int,
@@ -158,7 +159,8 @@ class QuotaConfig:
     profile: ProfileName
     units_per_second: float | None  # per user; budget = units_per_second * window_seconds
     window_seconds: float
-    project_units_per_minute: float | None  # all users, over PROJECT_WINDOW_SECONDS
+    project_units_per_minute: float | None  # all users, over project_window_seconds
+    project_window_seconds: float  # Google's minute (shorter in tests that wait for one)
     daily_units: int | None  # all users, per Pacific day
     exceeded_response: ExceededResponse
     max_concurrent_per_user: int | None
@@ -167,6 +169,7 @@ class QuotaConfig:
     def __init__(self, profile: str = DEFAULT_PROFILE, **overrides: Any) -> None:
         self.exceeded_response = "429"
         self.max_concurrent_per_user = None
+        self.project_window_seconds = PROJECT_WINDOW_SECONDS
         self.update(profile=profile, **overrides)
 
     def cost(self, method: str) -> int:
@@ -353,7 +356,8 @@ class QuotaTracker:
         config = self.config
         cost = config.cost(method)
         user_seconds, user_budget = config.window_seconds, config.user_budget
-        project_budget = config.project_units_per_minute  # per PROJECT_WINDOW_SECONDS
+        project_budget = config.project_units_per_minute
+        project_seconds = config.project_window_seconds
         daily = config.daily_units
         now = self._clock.now()
         with self._lock:
@@ -362,10 +366,10 @@ class QuotaTracker:
             if user_budget is not None and used + cost > user_budget:
                 retry = window.retry_after(cost, user_budget, now, user_seconds)
                 raise rate_limited(config, retry, now)
-            used = self._project.prune(now, PROJECT_WINDOW_SECONDS)
+            used = self._project.prune(now, project_seconds)
             if project_budget is not None and used + cost > project_budget:
                 raise project_rate_limited(self._project.retry_after(
-                    cost, project_budget, now, PROJECT_WINDOW_SECONDS))
+                    cost, project_budget, now, project_seconds))
             self._roll_day(now)
             if daily is not None and self._today_project + cost > daily:
                 raise daily_limit_exceeded()
@@ -383,8 +387,9 @@ class QuotaTracker:
             self._roll_day(now)
             if user is None:
                 return QuotaUsage(
-                    self._project.prune(now, PROJECT_WINDOW_SECONDS), PROJECT_WINDOW_SECONDS,
-                    config.project_units_per_minute, self._today_project, config.daily_units)
+                    self._project.prune(now, config.project_window_seconds),
+                    config.project_window_seconds, config.project_units_per_minute,
+                    self._today_project, config.daily_units)
             window = self._users.get(user)
             return QuotaUsage(
                 window.prune(now, config.window_seconds) if window else 0,

@@ -26,6 +26,7 @@ import asyncpg
 from db.queries import query
 from delightbridge import logs
 from delightbridge.errors import (
+    DailyBudgetExhausted,
     DelightBridgeError,
     HistoryExpired,
     OAuthRefused,
@@ -35,9 +36,10 @@ from delightbridge.errors import (
 )
 from delightbridge.settings import Settings
 from syncengine import crypto, imports
+from syncengine.budget import BudgetConfig, ProjectBudget
 from syncengine.context import SyncContext
 from syncengine.gmail.calls import CallBuilder, call_builder
-from syncengine.gmail.client import GmailClient
+from syncengine.gmail.client import GmailClient, GmailListener
 from syncengine.gmail.oauth import AccessToken, OAuthClient, ServiceTokens
 from syncengine.gmail.pacing import QuotaPacer
 from syncengine.gmail.quota import QuotaProfile, profile_from_settings
@@ -61,6 +63,8 @@ class EngineConfig:
     concurrency: int = 4
     # Record new-mail events for the web app (EVENTS_URL is set).
     events: bool = False
+    # Share of the project's daily budget imports may use (GMAIL_QUOTA_DAILY_GUARD).
+    daily_guard: float = 0.9
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Pacing: at most pace_fraction of a mailbox's budget in any window (units are
     # stamped when answered, so latency jitter needs no further margin).
@@ -77,6 +81,7 @@ class EngineConfig:
             keyring=crypto.Keyring(settings.token_encryption_key,
                                    settings.token_encryption_old_keys),
             events=settings.events_url is not None,
+            daily_guard=settings.gmail_quota_daily_guard,
             quota=profile_from_settings(settings),
             concurrency=settings.gmail_fetch_concurrency,
         )
@@ -103,6 +108,12 @@ class SyncEngine:
         self._session = session
         self._calls = calls
         self._pacers: dict[str, QuotaPacer] = {}
+        #: The project's budget as this process leases it (shared with every process);
+        #: None without one worth counting (tests and benchmarks without quota).
+        self.budget = None if config.quota.name == "unlimited" else ProjectBudget(
+            pool, BudgetConfig.from_profile(config.quota, daily_guard=config.daily_guard))
+        #: Told of every Gmail call and error (the consumer's metrics).
+        self.listeners: list[GmailListener] = []
         #: Who runs the imports incremental syncs turn into (the consumer's worker);
         #: None: the sync that turns into one runs it to its end.
         self.import_runner: Callable[[str], None] | None = None
@@ -235,8 +246,9 @@ class SyncEngine:
             "action": "sync.adopt", "service": service.id})
         return "full"
 
-    def _context(self, service: ServiceRow, run: Run) -> SyncContext:
-        return SyncContext(self.pool, self.client_for(service), service.id, service.email, run,
+    def _context(self, service: ServiceRow, run: Run, *, bulk: bool = False) -> SyncContext:
+        return SyncContext(self.pool, self.client_for(service, bulk=bulk), service.id,
+                           service.email, run,
                            emit_events=self.config.events and service.synced_before)
 
     async def run_import(
@@ -267,9 +279,14 @@ class SyncEngine:
             if on_start:
                 on_start(run)
             try:
-                await imports.run(self._context(service, run), job)
+                await imports.run(self._context(service, run, bulk=True), job)
             except BaseException as exc:
-                if not isinstance(exc, asyncio.CancelledError):
+                if isinstance(exc, DailyBudgetExhausted):
+                    # Not a failure: the day's budget is kept for fresh mail; resume then.
+                    await asyncio.shield(self.pool.execute(
+                        query("import_defer"), service_id, job.run_id, exc.resumes_at,
+                        str(exc)))
+                elif not isinstance(exc, asyncio.CancelledError):
                     # Failed: it stays so until a sync asks for it again, and resumes
                     # then; cancelled (a stop): it stays running, to be resumed.
                     await asyncio.shield(self.pool.execute(
@@ -339,8 +356,9 @@ class SyncEngine:
             last_history_id=last_history_id,
         )
 
-    def client_for(self, service: ServiceRow) -> GmailClient:
-        """A Gmail client for ``service`` (also used by watch renewal)."""
+    def client_for(self, service: ServiceRow, *, bulk: bool = False) -> GmailClient:
+        """A Gmail client for ``service`` (also used by watch renewal); ``bulk``: an
+        import's, whose calls yield to fresh mail's."""
 
         async def persist(token: AccessToken) -> None:
             # Plain: the web app sends mail with the access token it finds there.
@@ -352,7 +370,8 @@ class SyncEngine:
                                service.access_token, persist)
         return GmailClient(
             self._session, self._calls, tokens, self.pacer_for(service.id),
-            costs=self.config.quota.costs, batch_uri=self.config.batch_uri,
+            costs=self.config.quota.costs, budget=self.budget, bulk=bulk,
+            listeners=self.listeners, batch_uri=self.config.batch_uri,
             batch_size=self.config.batch_size, concurrency=self.config.concurrency,
             policy=self.config.retry,
         )

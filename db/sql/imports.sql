@@ -28,6 +28,7 @@ FROM delightbridge_sync.imports WHERE account_id = $1
 -- name: import_begin
 UPDATE delightbridge_sync.imports
 SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now(),
+    not_before = NULL, error = NULL,
     start_history_id = coalesce(start_history_id, $2::numeric), total = coalesce(total, $3)
 WHERE account_id = $1 AND run_id = $4
 RETURNING start_history_id::text AS start_history_id, total
@@ -48,8 +49,14 @@ DELETE FROM delightbridge_sync.tombstones WHERE account_id = $1
 -- caller with the import lock).
 -- name: import_waiting
 SELECT account_id FROM delightbridge_sync.imports
-WHERE status IN ('pending', 'running')
+WHERE status IN ('pending', 'running') AND (not_before IS NULL OR not_before <= now())
 ORDER BY requested_at
+
+-- Stopped by the daily budget: resumes when the next quota day begins ($3).
+-- name: import_defer
+UPDATE delightbridge_sync.imports
+SET status = 'pending', not_before = $3, error = $4, updated_at = now()
+WHERE account_id = $1 AND run_id = $2
 
 -- Of these listed messages, what the mirror holds: whether this import wrote (or saw)
 -- them, an incremental wrote them after the import began, and their labels.

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import aiohttp
 from tenacity import (
@@ -36,6 +36,7 @@ from delightbridge.errors import (
     GmailUnavailable,
     HistoryExpired,
 )
+from syncengine.budget import ProjectBudget
 from syncengine.gmail import batch as batch_format
 from syncengine.gmail.calls import CallBuilder, GmailCall, json_body
 from syncengine.gmail.oauth import ServiceTokens
@@ -93,6 +94,21 @@ class _Transient(Exception):
                     reason=self.reason, retry_after=self.retry_after or 1.0)
 
 
+def error_reason(key: str) -> str:
+    """A metrics label from an error key (``"429:rateLimitExceeded"``, ``"connection"``)."""
+    status, sep, reason = key.partition(":")
+    if not sep:
+        return key
+    return reason or f"http_{status}"
+
+
+class GmailListener(Protocol):
+    """Told of every call and error as they happen (process-wide metrics)."""
+
+    def gmail_called(self, method: str, units: int) -> None: ...
+    def gmail_failed(self, key: str) -> None: ...
+
+
 @dataclass
 class ClientStats:
     calls: Counter[str] = field(default_factory=Counter)
@@ -100,6 +116,18 @@ class ClientStats:
     http_requests: int = 0
     retries: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    listeners: Sequence[GmailListener] = ()
+
+    def called(self, method: str, units: int) -> None:
+        self.calls[method] += 1
+        self.units += units
+        for listener in self.listeners:
+            listener.gmail_called(method, units)
+
+    def failed(self, key: str) -> None:
+        self.errors[key] += 1
+        for listener in self.listeners:
+            listener.gmail_failed(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +146,9 @@ class GmailClient:
         pacer: QuotaPacer,
         *,
         costs: Mapping[str, int] = COSTS_2026,
+        budget: ProjectBudget | None = None,
+        bulk: bool = False,
+        listeners: Sequence[GmailListener] = (),
         batch_uri: str,
         batch_size: int = 50,
         concurrency: int = 4,
@@ -128,13 +159,15 @@ class GmailClient:
         self._tokens = tokens
         self._pacer = pacer
         self._costs = costs
+        self._budget = budget
+        self._bulk = bulk  # an import's calls: they yield to fresh mail's
         self._batch_uri = batch_uri
         self._batch_size = max(1, min(batch_size, batch_format.MAX_BATCH))
         self.concurrency = max(1, concurrency)
         self._slots = asyncio.Semaphore(self.concurrency)
         self._threads = _Gate(THREADS_IN_FLIGHT)
         self._policy = policy or RetryPolicy()
-        self.stats = ClientStats()
+        self.stats = ClientStats(listeners=listeners)
 
     def cost(self, call: GmailCall) -> int:
         """The quota units ``call`` costs in the configured model."""
@@ -284,9 +317,8 @@ class GmailClient:
         self.stats.retries += 1
 
     async def _send_authorised(self, call: GmailCall) -> _Answer:
-        self.stats.calls[call.name] += 1
         cost = self.cost(call)
-        self.stats.units += cost
+        self.stats.called(call.name, cost)
         token = await self._tokens.token()
         threads = int(call.name == "threads.get")
         answer = await self._paced_http(cost, call.method, call.url, token, call.body,
@@ -302,7 +334,9 @@ class GmailClient:
         """Pay the quota, then send; ``threads``: the ``threads.get`` calls it carries
         (sent only while :data:`THREADS_IN_FLIGHT` allows: after the pacer, so calls
         waiting for the quota do not count)."""
-        ticket = await self._pacer.acquire(cost)
+        if self._budget is not None:
+            await self._budget.spend(cost, bulk=self._bulk)
+        ticket = await self._pacer.acquire(cost, bulk=self._bulk)
         try:
             async with self._threads.hold(threads):
                 return await self._http(method, url, token, body, content_type)
@@ -321,7 +355,7 @@ class GmailClient:
                 return _Answer(resp.status, {k.lower(): v for k, v in resp.headers.items()},
                                payload)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self.stats.errors["connection"] += 1
+            self.stats.failed("connection")
             raise _Transient(Verdict.UNAVAILABLE, f"connection failed ({type(exc).__name__})"
                              ) from None
 
@@ -332,7 +366,7 @@ class GmailClient:
         if verdict is Verdict.OK:
             return json_body(answer.body)
         assert info is not None
-        self.stats.errors[f"{answer.status}:{info.reason or ''}"] += 1
+        self.stats.failed(f"{answer.status}:{info.reason or ''}")
         if verdict is Verdict.NOT_FOUND and not_found_ok:
             return None
         if verdict in (Verdict.RATE_LIMITED, Verdict.UNAVAILABLE):
@@ -399,8 +433,7 @@ class GmailClient:
             return [await self._send_authorised(calls[0])]
         cost = sum(self.cost(c) for c in calls)
         for call in calls:
-            self.stats.calls[call.name] += 1
-        self.stats.units += cost
+            self.stats.called(call.name, self.cost(call))
         content_type, body, ids = batch_format.encode(calls)
         threads = sum(c.name == "threads.get" for c in calls)
         token = await self._tokens.token()

@@ -7,8 +7,13 @@ them at some moment in between, so a call sent a full window after that stamp ca
 never share a window with it, whatever the latency and its jitter. A call waits
 until, counting it, the units in flight plus those stamped within the last
 ``window`` seconds stay within ``limit``; one that alone costs more than the limit
-waits for an empty window. Calls are served in arrival order. A rate-limit answer
-blocks every call of the mailbox for a while (``penalize``).
+waits for an empty window. A rate-limit answer blocks every call of the mailbox for a
+while (``penalize``).
+
+Two classes of calls: *bulk* ones (an import's) may fill only ``bulk_share`` of the
+window, so that *interactive* ones (an incremental sync's: fresh mail) always find
+room; each class is served in arrival order, and an interactive call never waits
+behind a bulk one.
 """
 
 from __future__ import annotations
@@ -37,29 +42,33 @@ class QuotaPacer:
         window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        bulk_share: float = 0.9,
     ) -> None:
         if limit <= 0 or window <= 0:
             raise ValueError("limit and window must be positive")
+        if not 0 < bulk_share <= 1:
+            raise ValueError("bulk_share must be in (0, 1]")
         self.limit = float(limit)
         self.window = float(window)
+        self.bulk_share = bulk_share
         self._clock = clock
         self._sleep = sleep
         self._entries: list[Spend] = []
         self._blocked_until = 0.0
-        self._lock = asyncio.Lock()
+        self._locks = {False: asyncio.Lock(), True: asyncio.Lock()}  # by bulk
         self._settled = asyncio.Event()
         self.spent = 0
         self.waited = 0.0
 
-    def _delay(self, units: int, now: float) -> float:
+    def _delay(self, units: int, now: float, limit: float) -> float:
         """Seconds to wait before ``units`` fit; ``inf``: wait for a call to settle."""
         if now < self._blocked_until:
             return self._blocked_until - now
         self._entries = [e for e in self._entries if e.stamp > now - self.window]
         used = sum(e.units for e in self._entries)
-        if not self._entries or used + units <= self.limit:
+        if not self._entries or used + units <= limit:
             return 0.0
-        need, freed = used + units - self.limit, 0
+        need, freed = used + units - limit, 0
         ordered = sorted(self._entries, key=lambda e: e.stamp)
         for entry in ordered:
             freed += entry.units
@@ -68,12 +77,13 @@ class QuotaPacer:
         # Costs more than the limit on its own: wait until the window is empty.
         return ordered[-1].stamp + self.window - now
 
-    async def acquire(self, units: int) -> Spend:
+    async def acquire(self, units: int, *, bulk: bool = False) -> Spend:
         """Wait until ``units`` may be spent; settle the returned ticket when answered."""
-        async with self._lock:
+        limit = self.limit * (self.bulk_share if bulk else 1.0)
+        async with self._locks[bulk]:
             while True:
                 now = self._clock()
-                delay = self._delay(units, now)
+                delay = self._delay(units, now, limit)
                 if delay <= 0:
                     break
                 if math.isinf(delay):

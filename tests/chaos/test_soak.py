@@ -14,7 +14,8 @@ OS processes pulling one subscription. Over the run, with a printed seed:
   full syncs through the API (``api.app.create_app`` on a real port, admin cookie).
 
 Then quiescence: injections stop, faults are restored, and every service's cursor must
-reach its mailbox's history id (the consumers' sweep covers dropped notifications).
+reach its mailbox's history id (the consumers' sweep covers dropped notifications) and
+its imports must have ended (the consumers' import workers resume those a kill cut).
 For every mailbox: ``verify`` with deep content hashes finds zero drift, the database
 equals the simulator's own snapshot, SQL finds no duplicate rows, and one more
 incremental and one more full sync change nothing.
@@ -239,9 +240,15 @@ class World:
     # --- observations --------------------------------------------------------------------
 
     async def behind(self, pool: asyncpg.Pool) -> list[str]:
-        rows = await pool.fetch("SELECT id, email, last_history_id FROM gmail_accounts")
+        """Services not converged yet: their cursor behind the mailbox, or an import of
+        theirs still to run or running (it moved the cursor first)."""
+        rows = await pool.fetch(
+            "SELECT a.id, a.email, a.last_history_id, i.status AS import_status "
+            "FROM gmail_accounts a LEFT JOIN delightbridge_sync.imports i "
+            "ON i.account_id = a.id")
         return [r["id"] for r in rows
-                if int(r["last_history_id"] or 0) < self.sim.history_id(r["email"])]
+                if int(r["last_history_id"] or 0) < self.sim.history_id(r["email"])
+                or r["import_status"] in ("pending", "running")]
 
     def mailbox(self, address: str) -> dict[str, tuple[str, list[str]]]:
         snapshot = self.sim.snapshot(address)

@@ -21,6 +21,12 @@ async def test_an_expired_history_is_repaired_by_the_import_worker(env: Env) -> 
         assert isinstance(outcome, SyncResult)
         assert (outcome.mode, outcome.fell_back_to_full) == ("full", True)
         assert running.sample("delightbridge_imports_total", outcome="succeeded") == 1
+        # Gmail's calls and units, counted as they happen, the labels' listings included.
+        assert running.sample("delightbridge_gmail_calls_total", method="history.list") >= 1
+        assert running.sample("delightbridge_gmail_calls_total", method="labels.list") == 1
+        listed = running.sample("delightbridge_gmail_calls_total", method="messages.list")
+        assert running.sample("delightbridge_gmail_units_total",
+                              method="messages.list") == 5 * listed > 0
     await env.assert_mirrors(SERVICE, ADDRESS)
 
 

@@ -35,7 +35,7 @@ from tests.syncengine.conftest import add_service, engine_settings
 from tests.syncengine.mirror import assert_mirror
 
 SERVICE_TABLES = ("services", "messages", "runs", "watch_stops", "events", "imports",
-                  "tombstones", "schema_migrations")
+                  "tombstones", "quota_leases", "quota_days", "schema_migrations")
 TOPIC = watch.WatchSettings("projects/delightbridge-local/topics/gmail-push")
 
 

@@ -29,7 +29,7 @@ from tests.db.catalog import (
 )
 
 SERVICE_TABLES = {"schema_migrations", "services", "messages", "runs", "watch_stops", "events",
-                  "imports", "tombstones"}
+                  "imports", "tombstones", "quota_leases", "quota_days"}
 
 
 @pytest.fixture

@@ -1,0 +1,160 @@
+"""The project's Gmail budget, shared through PostgreSQL by every process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from delightbridge.errors import DailyBudgetExhausted
+from syncengine import imports
+from syncengine.budget import BudgetConfig, ProjectBudget, next_quota_day, quota_day
+from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.pacing import QuotaPacer
+from syncengine.gmail.retry import FAST_POLICY
+from tests.syncengine.conftest import SyncSetup, add_service, engine_settings
+from tests.syncengine.mirror import assert_mirror
+
+
+def test_the_quota_day_is_pacific() -> None:
+    late_utc = datetime(2026, 12, 6, 7, 30, tzinfo=UTC)  # 23:30 on the 5th in Los Angeles
+    assert str(quota_day(late_utc)) == "2026-12-05"
+    assert next_quota_day(late_utc) == datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    summer = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    assert next_quota_day(summer) == datetime(2026, 7, 2, 7, 0, tzinfo=UTC)
+
+
+async def _window_sums(pool: asyncpg.Pool, window: float) -> int:
+    """The most units granted within any ``window`` seconds, from the ledger itself."""
+    rows = await pool.fetch("SELECT extract(epoch FROM granted_at)::float8 AS t, units "
+                            "FROM delightbridge_sync.quota_leases ORDER BY granted_at")
+    best = 0
+    for i, row in enumerate(rows):
+        best = max(best, sum(r["units"] for r in rows[i:] if r["t"] < row["t"] + window))
+    return best
+
+
+async def test_processes_together_never_exceed_the_window(pool: asyncpg.Pool) -> None:
+    config = BudgetConfig(units_per_window=400, window=1.0, chunk=40, margin=1.0,
+                          bulk_share=1.0)
+    budgets = [ProjectBudget(pool, config) for _ in range(3)]  # three processes
+
+    async def spend(budget: ProjectBudget) -> None:
+        for _ in range(20):
+            await budget.spend(20)
+
+    started = time.monotonic()
+    await asyncio.gather(*(spend(b) for b in budgets))
+    # 1,200 units at 400 a window: the last window cannot start before two have passed.
+    assert time.monotonic() - started >= 1.9
+    assert await _window_sums(pool, 1.0) <= 400
+
+
+async def test_imports_leave_room_for_fresh_mail(pool: asyncpg.Pool) -> None:
+    config = BudgetConfig(units_per_window=1000, window=30.0, chunk=100, margin=1.0,
+                          bulk_share=0.5)
+    waiting = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        waiting.set()  # the budget decided to wait for the window
+        await asyncio.sleep(seconds)
+
+    budget = ProjectBudget(pool, config, sleep=sleep)
+    for _ in range(5):
+        await budget.spend(100, bulk=True)  # the import's half of the window
+    blocked = asyncio.create_task(budget.spend(100, bulk=True))
+    await asyncio.wait_for(waiting.wait(), timeout=5)
+    assert not blocked.done()
+    for _ in range(5):
+        await asyncio.wait_for(budget.spend(100), timeout=2)  # fresh mail: the rest
+    blocked.cancel()
+
+
+async def test_the_daily_guard_stops_imports_first(pool: asyncpg.Pool) -> None:
+    config = BudgetConfig(units_per_window=10**6, daily_units=1000, daily_guard=0.9, chunk=200)
+    budget = ProjectBudget(pool, config)
+    for _ in range(9):
+        await budget.spend(100, bulk=True)
+    with pytest.raises(DailyBudgetExhausted) as caught:
+        await budget.spend(100, bulk=True)
+    assert caught.value.resumes_at == next_quota_day(datetime.now(UTC))
+    assert caught.value.code == "daily_budget_exhausted"
+    await budget.spend(100)  # fresh mail may use the last tenth
+    with pytest.raises(DailyBudgetExhausted):
+        await budget.spend(1)
+    assert await budget.today() == 1000
+
+
+async def test_an_import_past_the_daily_guard_waits_for_the_next_day(setup: SyncSetup) -> None:
+    setup.sim.seed(setup.address, messages=40, threads=30, seed=41)
+    setup.engine.budget = ProjectBudget(setup.pool, BudgetConfig(
+        units_per_window=10**6, daily_units=100, daily_guard=0.9, chunk=10))
+    with pytest.raises(DailyBudgetExhausted):
+        await setup.engine.sync(setup.account_id, mode="full", trigger="cli")
+    job = await imports.get(setup.pool, setup.account_id)
+    assert job is not None
+    assert job.status == "pending"
+    assert await imports.waiting(setup.pool) == []  # not before the next quota day
+    not_before = await setup.pool.fetchval(
+        "SELECT not_before FROM delightbridge_sync.imports WHERE account_id = $1",
+        setup.account_id)
+    assert not_before == next_quota_day(datetime.now(UTC))
+
+
+async def test_three_processes_importing_many_mailboxes_stay_within_the_project_budget(
+    setup: SyncSetup, pool: asyncpg.Pool, db_url: str
+) -> None:
+    """Gmail's project limit (here 500 units in 2 s, a third of what the imports need) is
+    never exceeded: no 403 rateLimitExceeded, and every mirror is complete."""
+    sim = setup.sim
+    sim.quota.update(units_per_second=None, project_units_per_minute=500,
+                     project_window_seconds=2.0)
+    addresses = [setup.address] + [f"box{n}@noji.example" for n in range(5)]
+    for n, address in enumerate(addresses):
+        if n:
+            box = sim.create_mailbox(address)
+            await add_service(pool, f"svc-{n}", address, box.refresh_token)
+        sim.seed(address, messages=30, threads=20, seed=50 + n)
+    services = ["svc-noji"] + [f"svc-{n}" for n in range(1, len(addresses))]
+    budget = BudgetConfig(units_per_window=500, window=2.0, chunk=25)
+
+    async def process(mine: list[str]) -> None:
+        """One process: its own pool, engine and lease of the budget."""
+        async with contextlib.AsyncExitStack() as stack:
+            own = await asyncpg.create_pool(db_url, min_size=1, max_size=6)
+            assert own is not None
+            stack.push_async_callback(own.close)
+            config = EngineConfig.from_settings(engine_settings(setup.gmail), retry=FAST_POLICY)
+            engine = await stack.enter_async_context(SyncEngine.open(own, config))
+            engine.budget = ProjectBudget(own, budget)
+            await asyncio.gather(*(engine.sync(s, mode="full", trigger="cli") for s in mine))
+
+    await asyncio.gather(*(process(services[n::3]) for n in range(3)))
+    assert sim.counters.total_errors() == 0  # not one call refused for the project
+    for address, service in zip(addresses, services, strict=True):
+        await assert_mirror(pool, service, sim.snapshot(address))
+
+
+def test_the_pacer_lets_fresh_mail_past_an_import() -> None:
+    async def scenario() -> None:
+        waiting = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:
+            waiting.set()  # the pacer decided to wait for the window
+            await asyncio.Event().wait()
+
+        pacer = QuotaPacer(100, window=60.0, clock=lambda: 0.0, sleep=sleep, bulk_share=0.5)
+        for _ in range(5):
+            pacer.settle(await pacer.acquire(10, bulk=True))
+        import_waits = asyncio.create_task(pacer.acquire(10, bulk=True))
+        await asyncio.wait_for(waiting.wait(), timeout=1)
+        assert not import_waits.done()  # bulk has had its half
+        for _ in range(5):  # fresh mail: not behind the waiting import call
+            pacer.settle(await asyncio.wait_for(pacer.acquire(10), timeout=1))
+        import_waits.cancel()
+
+    asyncio.run(scenario())
