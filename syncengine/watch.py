@@ -203,7 +203,14 @@ async def _stop_queued(engine: SyncEngine, row: asyncpg.Record, now: datetime) -
         # itself within seven days; nothing is left to revoke either.
         outcome = StopOutcome(service_id, stopped, False, False, "grant already revoked")
     except TokenDecryptionError as exc:
-        outcome = StopOutcome(service_id, False, False, False, logs.scrub(str(exc))[:500])
+        # The only copy of the tokens, under a key this process lacks (rotated without
+        # TOKEN_ENCRYPTION_OLD_KEYS): kept queued, with why, until a process with the key
+        # stops the watch. Dropping it would leave the watch publishing and the grant alive.
+        message = logs.scrub(str(exc))[:500]
+        await engine.pool.execute(query("watch_stop_failed"), row["id"], message)
+        log.error("watch stop impossible without the key: %s", message, extra={
+            "action": "watch.stop_key_missing", "service": service_id})
+        return StopOutcome(service_id, False, False, True, message)
     except GmailError as exc:
         message = logs.scrub(f"{exc.code}: {exc}")[:500]
         if exc.status is None or exc.status == 429 or exc.status >= 500:

@@ -8,10 +8,12 @@ stopped by that pass too.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from api.keys import ENGINE
-from syncengine import watch
+from syncengine import crypto, watch
+from syncengine.engine import EngineConfig, SyncEngine
 from tests.api.conftest import AGENT, Api, agent_cookie
 from tests.api.test_api_connect import ADDRESS, SERVICE, connect_through_consent
 from tests.dbutil import service_state
@@ -176,3 +178,33 @@ async def test_refusals_change_nothing(api: Api) -> None:
     assert await _row(api) == before
     assert api.sim.sim.active_watch(ADDRESS) is not None
     assert await _queued(api) == []
+
+
+async def test_a_token_no_key_opens_stays_queued_with_why(api: Api) -> None:
+    """The stored refresh token was sealed (by an earlier release) under a key the API no
+    longer has: the stop cannot be made, so it stays queued with its error, and the answer
+    says so; once a process has the key, the renewal pass stops the watch."""
+    grant = await _connected(api)
+    other_key = bytes(range(100, 132))
+    sealed = crypto.seal(grant, crypto.Keyring(other_key), account_id=SERVICE,
+                         column="refresh_token")
+    await api.pool.execute("UPDATE gmail_accounts SET refresh_token = $2, access_token = NULL "
+                           "WHERE id = $1", SERVICE, sealed)
+    reply = await api.call("DELETE", PATH)
+    assert reply.status == 200
+    assert (reply.json["watchStopped"], reply.json["grantRevoked"],
+            reply.json["stopPending"]) == (False, False, True)
+    assert "does not decrypt" in reply.json["error"]
+    [queued] = await _queued(api)
+    assert (queued["account_id"], queued["attempts"]) == (SERVICE, 1)
+    assert "does not decrypt" in queued["last_error"]
+    assert api.sim.sim.active_watch(ADDRESS) is not None  # still publishing: not forgotten
+    # A process given the old key (as an old one) takes the stop up.
+    engine_config = EngineConfig.from_settings(
+        dataclasses.replace(api.settings, token_encryption_old_keys=(other_key,)))
+    async with SyncEngine.open(api.pool, engine_config) as engine:
+        outcomes = await watch.drain_stops(engine)
+    assert [(o.stopped, o.revoked, o.pending) for o in outcomes] == [(True, True, False)]
+    assert await _queued(api) == []
+    assert api.sim.sim.active_watch(ADDRESS) is None
+    assert grant not in api.sim.sim.tokens.refresh_tokens(ADDRESS)
