@@ -208,7 +208,9 @@ def _protected_header(token: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
         header = json.loads(raw)
-    except (ValueError, binascii.Error):  # JSONDecodeError and UnicodeDecodeError included
+    except (ValueError, binascii.Error, RecursionError):
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; deeply nested JSON
+        # (``[`` x 5000) exhausts the parser's recursion limit.
         raise Unauthenticated("malformed") from None
     if not isinstance(header, dict):
         raise Unauthenticated("malformed")
@@ -230,7 +232,7 @@ def _decrypt(token: str, key: bytes) -> dict[str, Any] | None:
     """The JWE's JSON object payload, or ``None`` when it does not decrypt with ``key``."""
     try:
         return jwt.decode(token, OctKey.import_key(key), registry=_REGISTRY).claims
-    except (JoseError, ValueError, TypeError, KeyError):
+    except (JoseError, ValueError, TypeError, KeyError, RecursionError):
         # Attacker-controlled input: every failure (bad base64, bad tag, wrong key,
         # padding, non-object payload) is the same refusal, and says nothing more.
         return None

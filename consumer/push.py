@@ -116,7 +116,7 @@ class OidcVerifier:
             raise PushAuthError(401, "no bearer token")
         try:
             header = _decode_header(token)
-        except (ValueError, TypeError, google_auth_exceptions.GoogleAuthError):
+        except (ValueError, TypeError, RecursionError, google_auth_exceptions.GoogleAuthError):
             raise PushAuthError(401, "the token is not a JWT") from None
         key_id = header.get("kid") if isinstance(header, dict) else None
         certs = await self._certs.get(key_id if isinstance(key_id, str) else None)
@@ -124,7 +124,8 @@ class OidcVerifier:
             claims = _decode(
                 token, certs=certs, audience=self.audience,
                 clock_skew_in_seconds=int(self.clock_skew))
-        except (ValueError, TypeError, google_auth_exceptions.GoogleAuthError) as exc:
+        except (ValueError, TypeError, RecursionError,
+                google_auth_exceptions.GoogleAuthError) as exc:
             raise PushAuthError(401, _first_sentence(exc)) from None
         issuer = claims.get("iss")  # any JSON value: a list or object is not hashable
         if not isinstance(issuer, str) or issuer not in GOOGLE_ISSUERS:
@@ -154,7 +155,7 @@ def parse_envelope(body: bytes) -> Envelope:
     """The push envelope; raises :class:`MalformedEnvelope` when it is not one."""
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: RecursionError
         raise MalformedEnvelope("the body is not JSON") from None
     if not isinstance(document, dict):
         raise MalformedEnvelope("the body is not a JSON object")

@@ -40,6 +40,7 @@ import asyncpg
 from aiohttp import web
 from yarl import URL
 
+from api import paths
 from api.authjs import Unauthenticated, decode_session, encode_session
 from api.config import RESULT_PATH
 from api.engine import GmailObserver, run_sync, track
@@ -137,7 +138,7 @@ def _oauth_configured(settings: Settings) -> bool:
 async def connect(request: web.Request) -> web.Response:
     settings, config, pool = request.app[SETTINGS], request.app[API_CONFIG], request.app[POOL]
     identity = await require_admin(pool, request.cookies, settings)
-    service_id = request.match_info["service_id"]
+    service_id = paths.service_id(request)
     row = await pool.fetchrow(query("api_connect_service"), service_id)
     if row is None:
         raise ServiceNotFound(service_id)
@@ -430,7 +431,7 @@ async def disconnect(request: web.Request) -> web.Response:
     :func:`syncengine.watch.disconnect`): never a watch left publishing."""
     app = request.app
     identity = await require_admin(app[POOL], request.cookies, app[SETTINGS])
-    service_id = request.match_info["service_id"]
+    service_id = paths.service_id(request)
     with GmailObserver(app[METRICS]):
         outcome = await watch.disconnect(app[ENGINE], service_id)
     log.info("service disconnected by an admin" if outcome else "service was not connected",

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from api import paths
 from api.engine import start_sync
 from api.errors import InvalidParameter, error_response, to_response
 from api.keys import POOL, SETTINGS
@@ -95,7 +96,7 @@ async def _in_progress(request: web.Request, exc: SyncInProgress) -> web.Respons
 async def trigger_sync(request: web.Request) -> web.Response:
     await _admin(request)
     mode, wait = _mode(request), _wait(request)
-    service_id = request.match_info["service_id"]
+    service_id = paths.service_id(request)
     started: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
 
     def on_start(run: Run) -> None:
@@ -145,7 +146,7 @@ def run_body(row: Any) -> dict[str, Any]:
 
 
 async def _existing_service(request: web.Request) -> str:
-    service_id = request.match_info["service_id"]
+    service_id = paths.service_id(request)
     if not await request.app[POOL].fetchval(query("services_exists"), service_id):
         raise ServiceNotFound(service_id)
     return service_id

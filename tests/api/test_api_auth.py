@@ -7,6 +7,7 @@ document by ``Api.call``.
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,10 @@ REFUSED_COOKIES = {
     "unknown_database_session": f"{SESSION_COOKIE_NAME}={uuid.uuid4()}",
     "empty": f"{SESSION_COOKIE_NAME}=",
     "other_cookie_only": "next-auth.session-token=" + _jwe(),
+    # A JWE header of deeply nested JSON once raised RecursionError: a 500.
+    "nested_json_header": f"{SESSION_COOKIE_NAME}="
+                          + base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=")
+                          + ".a.b.c.d",
 }
 
 
@@ -151,6 +156,18 @@ async def test_unknown_service_is_404(api: Api, method: str, path: str) -> None:
     assert reply.status == 404
     assert reply.json["error"] == "service_not_found"
     assert "'nope'" in reply.json["message"]
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    *((method, path.replace("service-123", "svc%00x")) for method, path in ADMIN_ENDPOINTS),
+    ("DELETE", "/api/services/svc%00x/connection"),
+    ("POST", "/api/services/%ED%A0%80/sync"),  # a lone surrogate, once decoded
+])
+async def test_a_service_id_postgresql_cannot_hold_is_404(api: Api, method: str,
+                                                          path: str) -> None:
+    # asyncpg refuses NUL in a text parameter: this was a 500 with a traceback.
+    reply = await api.call(method, path)
+    assert (reply.status, reply.json["error"]) == (404, "service_not_found"), reply.body
 
 
 async def test_a_huge_service_id_is_not_echoed_whole(api: Api) -> None:

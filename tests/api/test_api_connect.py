@@ -7,6 +7,7 @@ page). Every failure is a redirect with a reason, never a 500.
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -343,6 +344,9 @@ async def test_garbage_callbacks_redirect_never_500(api: Api, query: str) -> Non
     reply = await callback(api, query, None)
     assert outcome(reply)["status"] == "failed"
     reply = await callback(api, query, f"{STATE_COOKIE}=x.y.z.w.v")
+    assert outcome(reply)["reason"] == "invalid_state"
+    nested = base64.urlsafe_b64encode(b"{\"a\":" * 1100).decode().rstrip("=")
+    reply = await callback(api, query, f"{STATE_COOKIE}={nested}.a.b.c.d")
     assert outcome(reply)["reason"] == "invalid_state"
 
 

@@ -104,6 +104,9 @@ async def test_forged_expired_and_foreign_tokens_are_refused_before_anything_run
         cases = [
             (None, 401),
             ("not-a-jwt", 401),
+            # A JWT header of deeply nested JSON: once a RecursionError, a 500.
+            (base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=") + ".e30.c2ln",
+             401),
             (impostor.token(), 401),  # forged
             (google_key.token(iat=now - 7200, exp=now - 3600), 401),  # expired
             (google_key.token(aud="https://other.example/push"), 401),
@@ -116,7 +119,7 @@ async def test_forged_expired_and_foreign_tokens_are_refused_before_anything_run
             assert google_key.private_pem not in body
         assert running.recorder.outcomes == []  # nothing reached the handler
         assert running.sample("delightbridge_consumer_push_auth_failures_total",
-                              status="401") == 5
+                              status="401") == 6
         assert running.sample("delightbridge_consumer_push_auth_failures_total",
                               status="403") == 2
     assert [r["trigger"] for r in await env.sync_runs(SERVICE)] == ["connect"]
@@ -127,7 +130,9 @@ async def test_malformed_envelopes_are_400_and_bad_data_is_acked(
     env = push_env
     async with env.run(**push_mode(certs)) as running:
         pusher = Pusher(running, google_key)
-        for body in (b"not json", b"[]", {"message": "x"}, {"message": {"data": "eyJ9"}}):
+        nested = b"[" * 100_000  # once a RecursionError: a 500 with a traceback
+        for body in (b"not json", b"[]", {"message": "x"}, {"message": {"data": "eyJ9"}},
+                     nested, b'{"message": ' + nested):
             status, text = await pusher.post(body)
             assert status == 400, text
             assert "malformed_envelope" in text
