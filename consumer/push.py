@@ -46,11 +46,17 @@ _decode: Callable[..., Mapping[str, Any]] = jwt.decode
 
 
 class PushAuthError(Exception):
-    """The request's token is refused (401, 403) or cannot be checked now (503)."""
+    """The request's token is refused (401, 403) or cannot be checked now (503).
 
-    def __init__(self, status: int, reason: str) -> None:
+    ``reason`` is a fixed sentence, safe to answer and to log; ``detail`` (google-auth's
+    or aiohttp's own words: the audience configured, the server's clock, the caller's
+    key id, the certificates URL) is logged at DEBUG only.
+    """
+
+    def __init__(self, status: int, reason: str, detail: str | None = None) -> None:
         self.status = status
         self.reason = reason
+        self.detail = detail
         super().__init__(reason)
 
 
@@ -89,7 +95,8 @@ class CertificateCache:
                 log.warning("could not refresh the OIDC certificates: %s", exc, extra={
                     "action": "consumer.push_certs_failed", "url": self.url})
                 return
-            raise PushAuthError(503, f"cannot fetch the token certificates: {exc}") from exc
+            raise PushAuthError(503, "cannot fetch Google's token certificates now",
+                                _first_sentence(exc)) from exc
         if not isinstance(document, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in document.items()):
             raise PushAuthError(503, "the certificates document is not {kid: PEM}")
@@ -126,7 +133,7 @@ class OidcVerifier:
                 clock_skew_in_seconds=int(self.clock_skew))
         except (ValueError, TypeError, RecursionError,
                 google_auth_exceptions.GoogleAuthError) as exc:
-            raise PushAuthError(401, _first_sentence(exc)) from None
+            raise PushAuthError(401, "the token is not valid", _first_sentence(exc)) from None
         issuer = claims.get("iss")  # any JSON value: a list or object is not hashable
         if not isinstance(issuer, str) or issuer not in GOOGLE_ISSUERS:
             raise PushAuthError(401, "the token was not issued by Google")
@@ -195,6 +202,9 @@ class PushEndpoint:
             self.metrics.push_auth_failures.labels(str(exc.status)).inc()
             log.warning("push request refused: %s", exc.reason, extra={
                 "action": "consumer.push_refused", "status": exc.status})
+            if exc.detail:
+                log.debug("push refusal detail: %s", exc.detail, extra={
+                    "action": "consumer.push_refused_detail", "status": exc.status})
             error = {401: "unauthenticated", 403: "forbidden"}.get(exc.status, "unavailable")
             return web.json_response({"error": error, "message": exc.reason},
                                      status=exc.status)

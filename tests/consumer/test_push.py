@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,11 @@ from tests.consumer.conftest import Env, RunningWorker
 from tests.consumer.oidc import AUDIENCE, PUSH_ACCOUNT, CertsServer, SigningKey
 
 SERVICE, ADDRESS = "service-noji", "support@noji.example"
+#: The only messages a refused push is answered with.
+PUSH_REFUSALS = {"no bearer token", "the token is not a JWT", "the token is not valid",
+                 "the token was not issued by Google",
+                 "the token is not the push service account's",
+                 "the token's email is not verified"}
 
 
 def envelope(data: bytes | str | None, message_id: str = "1", **extra: Any) -> dict[str, Any]:
@@ -93,7 +99,9 @@ async def test_a_valid_push_is_answered_204_after_the_commit(
 
 
 async def test_forged_expired_and_foreign_tokens_are_refused_before_anything_runs(
-        push_env: Env, certs: CertsServer, google_key: SigningKey) -> None:
+        push_env: Env, certs: CertsServer, google_key: SigningKey,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     env = push_env
     impostor = SigningKey(kid=google_key.kid)  # same key id, another private key
     now = int(time.time())
@@ -113,13 +121,24 @@ async def test_forged_expired_and_foreign_tokens_are_refused_before_anything_run
             (google_key.token(email="intruder@other.iam.gserviceaccount.com"), 403),
             (google_key.token(email_verified=False), 403),
         ]
+        unknown_kid = SigningKey(kid="caller-chosen-kid-0123")
+        cases.append((unknown_kid.token(), 401))
         for token, expected in cases:
             status, body = await pusher.notify(history_id, token=token)
             assert status == expected, body
             assert google_key.private_pem not in body
+            # Fixed answers: nothing of the configuration, the clock or the token.
+            assert json.loads(body)["message"] in PUSH_REFUSALS, body
+            for leak in (AUDIENCE, "other.example", google_key.kid, unknown_kid.kid,
+                         str(now)[:6]):
+                assert leak not in body
+        logged = [r.getMessage() for r in caplog.records
+                  if r.name.startswith("consumer") and r.levelno >= logging.INFO]
+        assert logged and not any(AUDIENCE in line or unknown_kid.kid in line
+                                  or str(now)[:6] in line for line in logged), logged
         assert running.recorder.outcomes == []  # nothing reached the handler
         assert running.sample("delightbridge_consumer_push_auth_failures_total",
-                              status="401") == 6
+                              status="401") == 7
         assert running.sample("delightbridge_consumer_push_auth_failures_total",
                               status="403") == 2
     assert [r["trigger"] for r in await env.sync_runs(SERVICE)] == ["connect"]
