@@ -39,6 +39,18 @@ _SECRET_PATTERNS = (
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}"),
 )
 
+# Characters that end a line for some reader (a terminal, Python's splitlines, a log
+# shipper) or rewrite it (ANSI escapes): never written raw, so that a request path like
+# ``/x%0a12:00:00 ERROR api: forged`` cannot forge a line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029]")  # json.dumps escapes the rest
+
+
+def _escape(text: str) -> str:
+    """``text`` with control characters written as Python-style escapes (``\\n``)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 # LogRecord attributes that are not user-supplied ``extra`` fields.
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
@@ -115,24 +127,32 @@ class JsonFormatter(logging.Formatter):
             payload.setdefault("request_id", rid)
         if record.exc_text:
             payload["exception"] = record.exc_text
-        return json.dumps(payload, default=str, ensure_ascii=False)
+        line = json.dumps(payload, default=str, ensure_ascii=False)
+        return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
 class TextFormatter(logging.Formatter):
-    """Human-readable lines for a terminal, extras appended as key=value."""
+    """Human-readable lines for a terminal, extras appended as key=value.
+
+    Every field is escaped (:func:`_escape`); a traceback keeps its lines but each is
+    indented, so that only a record starts a line.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         extras = " ".join(
-            f"{k}={v}"
+            f"{_escape(str(k))}={_escape(str(v))}"
             for k, v in record.__dict__.items()
             if k not in _STANDARD_ATTRS and not k.startswith("_")
         )
-        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        line = (f"{stamp} {record.levelname:<7} {_escape(record.name)}: "
+                f"{_escape(record.getMessage())}")
         if extras:
             line = f"{line}  [{extras}]"
         if record.exc_text:
-            line = f"{line}\n{record.exc_text}"
+            trace = "\n".join("    " + _escape(part)
+                              for part in record.exc_text.split("\n"))
+            line = f"{line}\n{trace}"
         return line
 
 

@@ -73,3 +73,36 @@ def test_runtime_secrets_can_be_registered(captured: io.StringIO) -> None:
     logs.secrets.add("opaque-token-from-somewhere")
     logging.getLogger("t").info("got opaque-token-from-somewhere")
     assert "opaque-token" not in captured.getvalue()
+
+
+FORGED = "\n12:00:00 ERROR   api: forged line\r\x1b[2K\u2028\x00\x85"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_control_characters_cannot_forge_a_line(log_format: str) -> None:
+    """``GET /x%0a12:00:00%20ERROR%20api:%20forged`` is logged with its path decoded:
+    every field an outsider can fill (message, extras, exception text) stays on the
+    record's own line(s), whatever the format."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    logs.configure(Settings(log_format=log_format), stream)  # type: ignore[arg-type]
+    try:
+        log = logging.getLogger("api")
+        log.info("GET /x%s 404", FORGED, extra={"route": FORGED, FORGED.strip(): 1})
+        try:
+            raise ValueError(FORGED)
+        except ValueError:
+            log.exception("failed on %s", FORGED)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    text = stream.getvalue()
+    assert not any(ch in text for ch in "\r\x1b\x00\x85\u2028")
+    lines = text.splitlines()
+    # Only the two records start a line; a traceback's own lines are indented.
+    starts = [line for line in lines if not line.startswith((" ", "\t"))]
+    assert len(starts) == 2, lines
+    assert not any(line.startswith("12:00:00") for line in lines)
+    if log_format == "json":
+        assert [json.loads(line)["logger"] for line in lines] == ["api", "api"]
