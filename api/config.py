@@ -1,10 +1,11 @@
 """What the API needs beyond the shared settings: the connect flow's URLs.
 
-``GOOGLE_OAUTH_AUTH_URI``, ``PUBLIC_BASE_URL`` and ``CONNECT_RETURN_URL`` are proposed
-for :class:`~delightbridge.settings.Settings` (see the API issue's report); until it
-declares them they are read from it when present, else they take their defaults, so
-the API works on either side of that change. Tests pass an :class:`ApiConfig` of
-their own to :func:`api.app.create_app`.
+Read from ``GOOGLE_OAUTH_AUTH_URI``, ``PUBLIC_BASE_URL`` and ``CONNECT_RETURN_URL``;
+tests pass an :class:`ApiConfig` of their own to :func:`api.app.create_app`.
+
+Without ``PUBLIC_BASE_URL`` the request's own origin is used only when its host is a
+loopback name (the local demo): a Host header must not choose the OAuth redirect URI.
+Under any other name the connect flow is refused and other links are relative.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from delightbridge.settings import Settings
 GOOGLE_AUTH_URI = "https://accounts.google.com/o/oauth2/v2/auth"
 CALLBACK_PATH = "/api/services/oauth/callback"
 RESULT_PATH = "/api/services/oauth/result"
+#: Hosts whose Host header is trusted to name the API's origin without PUBLIC_BASE_URL.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +49,18 @@ class ApiConfig:
             connect_return_url=getattr(settings, "connect_return_url", None) or None,
         )
 
+    def trusts_origin(self, request: web.Request) -> bool:
+        """Whether the API's origin is known: configured, or a loopback request's own."""
+        return bool(self.public_base_url) or request.url.host in LOOPBACK_HOSTS
+
     def base_url(self, request: web.Request) -> URL:
-        """The API's public origin (and path prefix, if any)."""
+        """The API's public origin (and path prefix, if any); a relative URL (no
+        origin) when it is not configured and the request's host is not loopback."""
         if self.public_base_url:
             return URL(self.public_base_url)
-        return request.url.origin()
+        if self.trusts_origin(request):
+            return request.url.origin()
+        return URL("/")
 
     def url(self, request: web.Request, path: str) -> URL:
         base = self.base_url(request)

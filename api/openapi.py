@@ -18,8 +18,8 @@ _ERROR_CODES = [
     "unauthenticated", "forbidden", "service_not_found", "run_not_found", "not_found",
     "service_not_connected", "sync_in_progress", "gmail_quota_exceeded", "gmail_unavailable",
     "gmail_error", "database_unavailable", "invalid_mode", "invalid_wait", "invalid_limit",
-    "method_not_allowed", "oauth_not_configured", "token_decryption_failed", "http_error",
-    "internal",
+    "method_not_allowed", "oauth_not_configured", "public_base_url_required",
+    "token_decryption_failed", "http_error", "internal",
 ]
 
 
@@ -332,9 +332,10 @@ def _connect_operation() -> dict[str, Any]:
                 "Set-Cookie": {"description": "The connect attempt's state cookie.",
                                "required": True, "schema": {"type": "string"}}}},
             **_SERVICE_ERRORS,
-            "503": _error("The database is not reachable (Retry-After), or this server has "
-                          "no Google OAuth client configured.", "database_unavailable",
-                          "oauth_not_configured",
+            "503": _error("The database is not reachable (Retry-After), this server has "
+                          "no Google OAuth client configured, or PUBLIC_BASE_URL is not set "
+                          "and the request is not to localhost.", "database_unavailable",
+                          "oauth_not_configured", "public_base_url_required",
                           headers={"Retry-After": {**_RETRY_AFTER["Retry-After"],
                                                    "required": False}}),
         },

@@ -239,6 +239,19 @@ def _plain(raw: str) -> str:
     return raw
 
 
+#: Auth.js's own generator (``npx auth secret``) gives 32 random bytes, 44 characters.
+MIN_AUTH_SECRET_LENGTH = 32
+
+
+def _auth_secret(raw: str) -> str:
+    # A short secret lets anyone who guesses it mint admin sessions; never echo it.
+    if len(raw) < MIN_AUTH_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_AUTH_SECRET_LENGTH} characters (this one "
+                         f"has {len(raw)}); generate one with `npx auth secret` or "
+                         "`openssl rand -base64 32`, and give the web app the same")
+    return raw
+
+
 def _aes_key(raw: str) -> bytes:
     try:
         padded = raw + "=" * (-len(raw) % 4)
@@ -362,8 +375,9 @@ class _Var:
 _VARIABLES: tuple[_Var, ...] = (
     _Var("DATABASE_URL", "database_url", _postgres_url,
          "PostgreSQL URL; unset starts an embedded server under DELIGHTBRIDGE_DATA_DIR"),
-    _Var("AUTH_SECRET", "auth_secret", _plain,
-         "the web app's Auth.js secret, to read its admin session cookies"),
+    _Var("AUTH_SECRET", "auth_secret", _auth_secret,
+         "the web app's Auth.js secret, to read its admin session cookies (at least 32 "
+         "characters)"),
     _Var("ADMIN_EMAILS", "admin_emails", _emails,
          "comma-separated addresses treated as admins besides users.permission='admin'"),
     _Var("GOOGLE_CLIENT_ID", "google_client_id", _plain, "OAuth client id"),

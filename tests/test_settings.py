@@ -137,3 +137,13 @@ def test_every_variable_is_documented(document: str) -> None:
     text = (ROOT / document).read_text()
     missing = [name for name in variable_names() if not re.search(rf"\b{name}\b", text)]
     assert missing == []
+
+
+@pytest.mark.parametrize("secret", ["short", "x" * 31, "   padded-but-short   "])
+def test_a_weak_auth_secret_is_refused(secret: str) -> None:
+    # Anyone who guesses AUTH_SECRET forges admin sessions: at least 32 characters, as
+    # ``npx auth secret`` gives (44). The value is never echoed.
+    with pytest.raises(ConfigError, match="AUTH_SECRET: must be at least 32 characters") as err:
+        Settings.from_env({"AUTH_SECRET": secret})
+    assert secret.strip() not in str(err.value)
+    assert Settings.from_env({"AUTH_SECRET": "s" * 32}).auth_secret == "s" * 32

@@ -75,6 +75,9 @@ CONNECT_SYNC_WAIT = 120.0
 _EXCHANGE_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 
 #: Every way a connect can end badly, as the return page's ``reason``.
+PUBLIC_BASE_URL_REQUIRED = (
+    "PUBLIC_BASE_URL is not set: without it the connect flow runs only on localhost, "
+    "since Google must be given this API's real address.")
 REASONS: dict[str, str] = {
     "missing_state": "The connect attempt's cookie is missing: start again from the "
                      "Connect button in the same browser.",
@@ -144,6 +147,8 @@ async def connect(request: web.Request) -> web.Response:
         raise ServiceNotFound(service_id)
     if not _oauth_configured(settings):
         return error_response(503, "oauth_not_configured", REASONS["not_configured"])
+    if not config.trusts_origin(request):
+        return error_response(503, "public_base_url_required", PUBLIC_BASE_URL_REQUIRED)
     assert settings.auth_secret is not None
     assert settings.google_client_id is not None
 

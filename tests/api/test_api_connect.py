@@ -20,6 +20,7 @@ from yarl import URL
 
 from api.authjs import encode_session
 from api.config import ApiConfig
+from api.keys import API_CONFIG
 from api.views.connect import GMAIL_READONLY, REASONS, SCOPES, STATE_COOKIE
 from gmailsim.errors import GmailError
 from syncengine import crypto
@@ -361,6 +362,37 @@ async def test_unconfigured_oauth_client_is_503(api: Api, settings_changes: dict
     reply = await api.call("GET", f"/api/services/{SERVICE}/connect")
     assert (reply.status, reply.json["error"]) == (503, "oauth_not_configured")
     assert STATE_COOKIE not in reply.cookies
+
+
+async def test_without_public_base_url_only_localhost_may_start_a_connect(api: Api) -> None:
+    """The Host header must not choose the OAuth redirect URI (nor where the browser is
+    sent afterwards): without PUBLIC_BASE_URL only a loopback name is trusted."""
+    await api.add_service(SERVICE, ADDRESS, refresh_token=None)
+    assert api.app[API_CONFIG].public_base_url is None
+    reply = await api.call("GET", f"/api/services/{SERVICE}/connect",
+                           headers={"Host": "sync.attacker.example"})
+    assert (reply.status, reply.json["error"]) == (503, "public_base_url_required"), reply.body
+    assert "PUBLIC_BASE_URL" in reply.json["message"]
+    assert STATE_COOKIE not in reply.cookies
+    for host in ("localhost", f"localhost:{api.server.port}", "127.0.0.1", "[::1]:8000"):
+        reply = await api.call("GET", f"/api/services/{SERVICE}/connect",
+                               headers={"Host": host})
+        assert reply.status == 302, (host, reply.body)
+        redirect = URL(URL(reply.headers["Location"]).query["redirect_uri"])
+        assert redirect.host in ("localhost", "127.0.0.1", "::1"), redirect
+    # The callback's redirect is relative under a name it does not trust.
+    reply = await callback(api, {"error": "access_denied"}, None)
+    assert URL(reply.headers["Location"]).host in (None, "127.0.0.1")
+    reply = await api.call("GET", CALLBACK, cookie=None,
+                           headers={"Host": "sync.attacker.example"})
+    assert reply.status == 302
+    location = URL(reply.headers["Location"])
+    assert not location.is_absolute()
+    assert location.path == "/api/services/oauth/result"
+    # A 409's reconnect link too.
+    refused = await api.call("POST", f"/api/services/{SERVICE}/sync",
+                             headers={"Host": "sync.attacker.example"})
+    assert refused.json["connectUrl"] == f"/api/services/{SERVICE}/connect"
 
 
 class TestPublicUrls:
