@@ -9,6 +9,7 @@ import signal
 from aiohttp import web
 
 from api.app import create_app
+from delightbridge.httpserver import make_runner
 from delightbridge.settings import Settings
 
 
@@ -18,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
+    runner = make_runner(create_app(settings), settings)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()

@@ -20,6 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from consumer import store
 from consumer.metrics import ConsumerMetrics
 from consumer.push import PushEndpoint
+from delightbridge.httpserver import make_runner
+from delightbridge.settings import Settings
 
 log = logging.getLogger("consumer.http")
 
@@ -76,9 +78,8 @@ class HttpServer:
     """An aiohttp app on host:port, started and stopped by the worker."""
 
     def __init__(self, app: web.Application, host: str, port: int,
-                 shutdown_timeout: float) -> None:
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=shutdown_timeout)
+                 shutdown_timeout: float, settings: Settings) -> None:
+        self._runner = make_runner(app, settings, shutdown_timeout=shutdown_timeout)
         self._host = host
         self._port = port
         self.port: int | None = None

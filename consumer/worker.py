@@ -127,7 +127,8 @@ class Worker:
             readiness = Readiness(pool, (lambda: bridge.is_open) if bridge else None,
                                   self.stopping.is_set)
             http = HttpServer(create_app(readiness, self.metrics, push), cfg.http_host,
-                              cfg.http_port, shutdown_timeout=cfg.shutdown_timeout + 5)
+                              cfg.http_port, shutdown_timeout=cfg.shutdown_timeout + 5,
+                              settings=self.settings)
             await http.start()
             stack.push_async_callback(http.stop)
             self.http_port = http.port

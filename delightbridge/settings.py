@@ -52,6 +52,7 @@ class Settings:
     sweep_interval_minutes: float | None = None
     sweep_stale_after_minutes: float | None = None
     consumer_shutdown_timeout_seconds: float | None = None
+    http_idle_timeout_seconds: float = 15.0
     push_audience: str | None = None
     push_service_account: str | None = None
     push_certs_url: str | None = None
@@ -443,6 +444,9 @@ _VARIABLES: tuple[_Var, ...] = (
          "how often the safety-net sweep runs (default 1)"),
     _Var("SWEEP_STALE_AFTER_MINUTES", "sweep_stale_after_minutes", _number(0.01, 10080),
          "a connected service not synced this long is synced by the sweep (default 10)"),
+    _Var("HTTP_IDLE_TIMEOUT_SECONDS", "http_idle_timeout_seconds", _number(0.5, 3600),
+         "both HTTP servers close a connection that has not sent a whole request head "
+         "this long after opening, or stays idle this long between requests (default 15)"),
     _Var("CONSUMER_SHUTDOWN_TIMEOUT_SECONDS", "consumer_shutdown_timeout_seconds",
          _number(0, 3600), "grace for running syncs after SIGTERM (default 25)"),
     _Var("CONSUMER_RENEW_WATCHES", "consumer_renew_watches", _bool,

@@ -30,6 +30,7 @@ from api.config import ApiConfig
 from api.keys import BACKGROUND
 from api.openapi import document
 from api.sessions import mint_admin_cookie
+from delightbridge.httpserver import make_runner
 from delightbridge.settings import Settings
 from syncengine.gmail.retry import RetryPolicy
 
@@ -249,6 +250,18 @@ def settings_changes() -> dict[str, Any]:
     return {}
 
 
+class ProductionServer(TestServer):
+    """aiohttp's test server on the runner ``delightbridge serve`` uses (limits, idle
+    timeout, JSON answers to requests the HTTP parser refuses)."""
+
+    def __init__(self, app: web.Application, settings: Settings) -> None:
+        super().__init__(app, host="127.0.0.1")
+        self.settings = settings
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return make_runner(self.app, self.settings, **kwargs)
+
+
 @pytest.fixture
 async def api(db_url: str, pool: asyncpg.Pool, gmail_sim: GmailSim, contract: Contract,
               api_config: ApiConfig | None, engine_overrides: dict[str, Any],
@@ -256,7 +269,7 @@ async def api(db_url: str, pool: asyncpg.Pool, gmail_sim: GmailSim, contract: Co
     settings = api_settings(db_url, gmail_sim, **settings_changes)
     config = api_config or ApiConfig(auth_uri=gmail_sim.server.auth_uri)
     app = create_app(settings, engine_overrides=engine_overrides, config=config)
-    server = TestServer(app, host="127.0.0.1")
+    server = ProductionServer(app, settings)
     await server.start_server()
     # Cookies are sent only as each test says (no jar), like curl --cookie.
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:

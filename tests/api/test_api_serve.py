@@ -235,3 +235,68 @@ async def test_sigterm_lets_a_running_sync_finish(db_url: str, gmail_sim: GmailS
         assert row["messages_processed"] > 0
     finally:
         await holder.close()
+
+
+async def _closed_by_server(port: int, trickle: bytes) -> float:
+    """Open a connection, send ``trickle`` one byte at a time (never a whole request
+    head), and return how long the server took to close it (EOF on our side)."""
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    opened = loop.time()
+
+    async def dribble() -> None:
+        for byte in trickle:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the slow client's pace, not a synchronisation
+
+    sender = asyncio.create_task(dribble())
+    try:
+        assert await reader.read() == b""  # EOF: closed without an answer
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        writer.close()
+    return loop.time() - opened
+
+
+async def test_slow_and_oversized_requests(db_url: str, gmail_sim: GmailSim, mailbox: str,
+                                           tmp_path: Path) -> None:
+    """Hardening #17 items 4, 9 and 10 against ``delightbridge serve`` itself:
+
+    * five slow connections (a header byte every 0.2 s, or nothing at all) are closed
+      after HTTP_IDLE_TIMEOUT_SECONDS instead of being held for aiohttp's hour;
+    * an Auth.js session chunked over three cookies (over 10 KB of Cookie header, which
+      the web app's Node server accepts) is accepted;
+    * a header beyond 32 KiB is answered 431 in the JSON error form, without echoing it,
+      and logged at INFO on one line without a traceback.
+    """
+    env = {**_env(db_url, gmail_sim), "HTTP_IDLE_TIMEOUT_SECONDS": "1"}
+    big = (await _cli(env, tmp_path, "admin-session", "--email", OPS_EMAIL,
+                      "--name", "N" * 8000)).strip()
+    assert big.count("authjs.session-token.") == 3
+    assert len(big) > 10_000
+    async with serve(env, tmp_path) as served:
+        slow = [b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200] * 4 + [b""]
+        held = await asyncio.wait_for(
+            asyncio.gather(*(_closed_by_server(served.port, t) for t in slow)), timeout=30)
+        assert all(0.5 < seconds < 10 for seconds in held), held
+        # The server still answers afterwards.
+        status, body = await _raw_post(served.port, f"/api/services/{SERVICE}/sync", big)
+        assert status == 200, body
+        assert body["ok"] is True
+
+        oversized = "authjs.session-token=" + "A" * (40 * 1024)
+        status, body = await _raw_post(served.port, f"/api/services/{SERVICE}/sync",
+                                       oversized)
+        assert status == 431
+        assert body == {"ok": False, "error": "request_header_too_large",
+                        "message": body["message"]}
+        assert "AAAA" not in json.dumps(body)
+        rejected = await served.log_line("http.rejected")
+        served.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(served.process.wait(), timeout=60) == 0
+    assert rejected["level"] == "info"
+    assert "exception" not in rejected
+    assert not [x for x in served.log if x["level"] in ("error", "critical")], served.log
+    assert "AAAA" not in json.dumps(served.log)

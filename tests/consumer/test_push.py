@@ -156,6 +156,13 @@ async def test_malformed_envelopes_are_400_and_bad_data_is_acked(
             status, text = await pusher.post(body)
             assert status == 400, text
             assert "malformed_envelope" in text
+        # A head the HTTP parser refuses: the API's JSON error form, nothing echoed.
+        async with aiohttp.ClientSession() as session, session.post(
+                pusher.url, data=b"{}", headers={"X-Big": "B" * (40 * 1024)}) as response:
+            assert response.status == 431
+            answer = await response.json()
+            assert answer["error"] == "request_header_too_large"
+            assert "BBBB" not in json.dumps(answer)
         # A well-formed envelope whose data can never be a notification: 204, counted.
         bad = [("%%%", "not_base64"), (base64.b64encode(b"nope").decode(), "not_json"),
                (notification(5, "stranger@elsewhere.example"), "unknown_address")]
