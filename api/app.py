@@ -19,10 +19,11 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 from aiohttp import web
 
+from api import ops
 from api.config import ApiConfig
 from api.engine import ObservedEngine
 from api.errors import Handler, error_middleware
-from api.keys import API_CONFIG, BACKGROUND, ENGINE, HTTP, METRICS, POOL, SETTINGS
+from api.keys import API_CONFIG, BACKGROUND, ENGINE, HEALTH, HTTP, METRICS, POOL, SETTINGS
 from api.metrics import ApiMetrics
 from api.views import connect, docs, health, sync
 from db.pool import open_pool
@@ -79,10 +80,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         open_pool(settings) as pool,
         ObservedEngine.open(pool, config) as engine,
         aiohttp.ClientSession(timeout=timeout) as http,
+        ops.health_check(pool).running() as health,
     ):
         app[POOL] = pool
         app[ENGINE] = engine
         app[HTTP] = http
+        app[HEALTH] = health
         yield
         await _drain(app[BACKGROUND])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import aiohttp
 import asyncpg
@@ -10,6 +11,10 @@ from aiohttp import web
 
 from api.config import ApiConfig
 from api.metrics import ApiMetrics
+
+if TYPE_CHECKING:
+    from api.ops import DatabaseHealth
+from delightbridge.healthcheck import PeriodicCheck
 from delightbridge.settings import Settings
 from syncengine.engine import SyncEngine
 
@@ -21,3 +26,7 @@ ENGINE = web.AppKey("engine", SyncEngine)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 METRICS = web.AppKey("metrics", ApiMetrics)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[object]])
+#: The database health check behind /readyz and /metrics (see api.ops).
+HEALTH: web.AppKey[PeriodicCheck[DatabaseHealth]] = web.AppKey("health")
+#: On the operations app: the API app whose health and metrics it serves.
+MAIN_APP = web.AppKey("main_app", web.Application)

@@ -389,7 +389,10 @@ _DOCUMENT: dict[str, Any] = {
         "description": "Mirrors support teams' Gmail mailboxes into DelightBridge's "
                        "PostgreSQL database. Admin endpoints take the web app's Auth.js "
                        "session cookie. Every error is "
-                       "`{\"ok\": false, \"error\": code, \"message\": sentence}`.",
+                       "`{\"ok\": false, \"error\": code, \"message\": sentence}`. "
+                       "Readiness (`/readyz`) and Prometheus metrics (`/metrics`) are "
+                       "served on the internal operations port (`serve --ops-port`, "
+                       "default 9000), not here.",
     },
     "paths": {
         "/api/services/{id}/sync": {"post": _sync_operation()},
@@ -402,21 +405,6 @@ _DOCUMENT: dict[str, Any] = {
         "/healthz": {"get": {
             "operationId": "healthz", "summary": "The process is alive", "tags": ["ops"],
             "responses": {"200": _plain("Alive.")}}},
-        "/readyz": {"get": {
-            "operationId": "readyz", "summary": "Database reachable, migrations applied",
-            "tags": ["ops"],
-            "responses": {"200": _plain("Ready."),
-                          "503": _json({"type": "object", "required": ["ok", "error"],
-                                        "properties": {"ok": {"const": False},
-                                                       "error": {"enum": [
-                                                           "database_unavailable",
-                                                           "migrations_pending"]},
-                                                       "message": {"type": "string"}}},
-                                       "Not ready.")}}},
-        "/metrics": {"get": {
-            "operationId": "metrics", "summary": "Prometheus metrics", "tags": ["ops"],
-            "responses": {"200": {"description": "Prometheus text exposition format.",
-                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/api/openapi.json": {"get": {
             "operationId": "openapi", "summary": "This document", "tags": ["ops"],
             "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]},

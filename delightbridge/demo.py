@@ -25,13 +25,11 @@ import random
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
-
-from api.app import create_app
+from api.server import Ports, serving
 from api.sessions import mint_admin_cookie
 from consumer.config import ConsumerConfig
 from consumer.handler import Delivery, Outcome
@@ -89,9 +87,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 async def _run_service(settings: Settings, args: argparse.Namespace) -> int:
     stop = _stop_event()
     worker = Worker(settings, ConsumerConfig.from_settings(settings))
-    async with _api(settings, args.port):
-        _say(f"API on http://127.0.0.1:{args.port}; consumer on "
-             f"{settings.subscription_path}; Ctrl-C stops")
+    async with serving(settings, "127.0.0.1", args.port, "127.0.0.1", 0) as ports:
+        _say(f"API on http://127.0.0.1:{ports.api} (operations: http://127.0.0.1:"
+             f"{ports.ops}/metrics); consumer on {settings.subscription_path}; Ctrl-C stops")
         consumer = asyncio.create_task(worker.run(), name="consumer")
         renewal = asyncio.create_task(_renewal_loop(settings, stop), name="renewal")
         await _until(stop, consumer)
@@ -129,8 +127,9 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
             google_oauth_token_uri=running.token_uri,
             google_client_id=sim.client_id, google_client_secret=sim.client_secret)
         await _demo_services(settings, sim, args.seed)
-        await stack.enter_async_context(_api(settings, args.port))
-        _banner(settings, args.port, emulator)
+        ports = await stack.enter_async_context(
+            serving(settings, "127.0.0.1", args.port, "127.0.0.1", 0))
+        _banner(settings, ports, emulator)
 
         async with open_pool(settings, max_size=4) as pool, SyncEngine.open(
             pool, EngineConfig.from_settings(settings)
@@ -217,23 +216,13 @@ async def _demo_services(settings: Settings, sim: Simulator, seed: int) -> None:
                                    mailbox.refresh_token)
 
 
-@contextlib.asynccontextmanager
-async def _api(settings: Settings, port: int) -> AsyncIterator[None]:
-    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        yield
-    finally:
-        await runner.cleanup()
-
-
-def _banner(settings: Settings, port: int, emulator: str | None) -> None:
+def _banner(settings: Settings, ports: Ports, emulator: str | None) -> None:
     cookie = mint_admin_cookie(settings, ADMIN)
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{ports.api}"
     _say(f"""
 DelightBridge Sync demo
   API            {base}   (OpenAPI: {base}/api/openapi.json)
+  operations     http://127.0.0.1:{ports.ops}/metrics and /readyz
   Gmail          simulator at {settings.gmail_api_endpoint}
   Pub/Sub        {"emulator at " + emulator if emulator else "push from the simulator"}
   database       {settings.database_url}

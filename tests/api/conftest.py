@@ -29,6 +29,7 @@ from api.app import create_app
 from api.config import ApiConfig
 from api.keys import BACKGROUND
 from api.openapi import document
+from api.ops import create_ops_app
 from api.sessions import mint_admin_cookie
 from delightbridge.httpserver import make_runner
 from delightbridge.settings import Settings
@@ -177,6 +178,12 @@ class Api:
     pool: asyncpg.Pool
     sim: GmailSim
     contract: Contract
+    ops: TestServer  # the operations app (api.ops) on a port of its own
+
+    async def ops_get(self, path: str) -> Reply:
+        """``GET`` on the operations port (readiness, metrics)."""
+        async with self.session.get(self.ops.make_url(path)) as response:
+            return Reply(response.status, response.headers, await response.read())
 
     def url(self, path: str) -> str:
         return str(self.server.make_url(path))
@@ -271,14 +278,17 @@ async def api(db_url: str, pool: asyncpg.Pool, gmail_sim: GmailSim, contract: Co
     app = create_app(settings, engine_overrides=engine_overrides, config=config)
     server = ProductionServer(app, settings)
     await server.start_server()
+    ops_server = ProductionServer(create_ops_app(app), settings)
+    await ops_server.start_server()
     # Cookies are sent only as each test says (no jar), like curl --cookie.
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        client = Api(app, server, session, settings, pool, gmail_sim, contract)
+        client = Api(app, server, session, settings, pool, gmail_sim, contract, ops_server)
         await client.add_user(ADMIN)
         await client.add_user(AGENT)
         try:
             yield client
         finally:
+            await ops_server.close()
             await server.close()
 
 

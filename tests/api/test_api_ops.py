@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from api.keys import METRICS, POOL
+from api.keys import HEALTH, METRICS, POOL
 from api.metrics import ApiMetrics
 from api.openapi import document
 from delightbridge import logs
@@ -24,30 +26,64 @@ async def test_healthz_needs_no_session(api: Api) -> None:
 
 
 async def test_readyz_checks_the_database_and_migrations(api: Api) -> None:
-    reply = await api.call("GET", "/readyz", cookie=None)
-    assert (reply.status, reply.json) == (200, {"ok": True})
+    reply = await api.ops_get("/readyz")
+    assert (reply.status, json.loads(reply.body)) == (200, {"ok": True})
     version = await api.pool.fetchval(
         "DELETE FROM delightbridge_sync.schema_migrations WHERE version = "
         "(SELECT max(version) FROM delightbridge_sync.schema_migrations) RETURNING version")
-    reply = await api.call("GET", "/readyz", cookie=None)
+    await api.app[HEALTH].refresh()  # what the next periodic check finds
+    reply = await api.ops_get("/readyz")
     assert reply.status == 503
-    assert reply.json["error"] == "migrations_pending"
-    assert version in reply.json["message"]
+    assert json.loads(reply.body)["error"] == "migrations_pending"
+    assert version in json.loads(reply.body)["message"]
 
 
 async def test_database_down_is_503_not_500(api: Api) -> None:
     await api.app[POOL].close()
-    reply = await api.call("GET", "/readyz", cookie=None)
-    assert (reply.status, reply.json["error"]) == (503, "database_unavailable")
+    await api.app[HEALTH].refresh()
+    reply = await api.ops_get("/readyz")
+    assert (reply.status, json.loads(reply.body)["error"]) == (503, "database_unavailable")
     reply = await api.call("POST", "/api/services/service-123/sync")
     assert (reply.status, reply.json["error"]) == (503, "database_unavailable")
     assert reply.headers["Retry-After"] == "5"
     assert (await api.call("GET", "/healthz", cookie=None)).status == 200  # still alive
+    assert (await api.ops_get("/healthz")).status == 200
+
+
+async def test_metrics_and_readiness_are_not_on_the_public_port(api: Api) -> None:
+    """Hardening #17 item 7: anyone who reaches the API reached /metrics too."""
+    for path in ("/metrics", "/readyz"):
+        reply = await api.call("GET", path, cookie=None)
+        assert (reply.status, reply.json["error"]) == (404, "not_found"), path
+        assert (await api.ops_get(path)).status == 200
+
+
+async def test_probes_and_scrapes_cost_no_database_query(api: Api) -> None:
+    """With every pool connection held elsewhere, /readyz and /metrics still answer at
+    once from the last periodic check: a scrape or a probe is not a query."""
+    pool = api.app[POOL]
+    held = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        for _ in range(20):
+            readiness = await asyncio.wait_for(api.ops_get("/readyz"), timeout=2)
+            assert readiness.status == 200, readiness.body
+            scrape = await asyncio.wait_for(api.ops_get("/metrics"), timeout=2)
+            assert b"delightbridge_watches" in scrape.body
+    finally:
+        for conn in held:
+            await pool.release(conn)
+
+
+async def test_a_stuck_health_check_turns_readiness_red(api: Api) -> None:
+    check = api.app[HEALTH]
+    check.checked_at = time.monotonic() - 4 * check.interval  # no result for too long
+    reply = await api.ops_get("/readyz")
+    assert (reply.status, json.loads(reply.body)["error"]) == (503, "not_checked")
 
 
 async def test_metrics_are_prometheus_text(api: Api) -> None:
     await api.call("GET", "/healthz", cookie=None)
-    reply = await api.call("GET", "/metrics", cookie=None)
+    reply = await api.ops_get("/metrics")
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("text/plain")
     text = reply.body.decode()
@@ -72,7 +108,8 @@ async def test_metrics_show_watch_health_from_the_database(api: Api) -> None:
             f"VALUES ($1, {expires}, $2)", service_id, error)
     await api.add_service("svc-off", "off@example.com", refresh_token=None)
     await api.pool.execute("DELETE FROM gmail_accounts WHERE id = 'svc-0'")  # queues a stop
-    text = (await api.call("GET", "/metrics", cookie=None)).body.decode()
+    await api.app[HEALTH].refresh()
+    text = (await api.ops_get("/metrics")).body.decode()
     assert 'delightbridge_watches{state="active"} 1.0' in text
     assert 'delightbridge_watches{state="expiring"} 1.0' in text
     assert 'delightbridge_watches{state="lapsed"} 2.0' in text

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -73,6 +74,7 @@ class Served:
     port: int
     lines: asyncio.Queue[dict[str, object] | None]
     log: list[dict[str, object]]
+    ops_port: int = 0
 
     @property
     def origin(self) -> str:
@@ -102,7 +104,7 @@ async def serve(env: dict[str, str], cwd: Path) -> AsyncIterator[Served]:
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "delightbridge.cli", "serve", "--host", "127.0.0.1",
-        "--port", str(port), env=env, cwd=cwd,
+        "--port", str(port), "--ops-port", "0", env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert process.stdout is not None
     assert process.stderr is not None
@@ -110,7 +112,8 @@ async def serve(env: dict[str, str], cwd: Path) -> AsyncIterator[Served]:
     reader = asyncio.create_task(_read_log(process.stderr, served))
     try:
         banner = await asyncio.wait_for(process.stdout.readline(), timeout=START_TIMEOUT)
-        assert f"listening on http://127.0.0.1:{port}" in banner.decode(), banner
+        assert f"listening on http://127.0.0.1:{port};" in banner.decode(), banner
+        served.ops_port = int(banner.decode().rsplit(":", 1)[1])
         yield served
     finally:
         if process.returncode is None:
@@ -198,11 +201,18 @@ async def test_seed_curl_example_against_serve(db_url: str, gmail_sim: GmailSim,
             status, body = await _curl("--request", "POST", "--url",
                                        f"{served.origin}/api/services/{SERVICE}/sync")
             assert (status, body["error"]) == (401, "unauthenticated")
+        # Readiness and metrics on the operations port only.
+        async with aiohttp.ClientSession() as session:
+            for path in ("/readyz", "/metrics"):
+                async with session.get(f"http://127.0.0.1:{served.ops_port}{path}") as r:
+                    assert r.status == 200, path
+                async with session.get(f"{served.origin}{path}") as r:
+                    assert r.status == 404, path
         served.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(served.process.wait(), timeout=60) == 0
     # Structured logs with request ids; the cookie never logged.
     requests = [x for x in served.log if x.get("action") == "http.request"]
-    assert len(requests) == 3
+    assert len(requests) == 5  # the ops port's requests are not logged
     assert all(x.get("request_id") for x in requests)
     assert cookie.partition("=")[2] not in json.dumps(served.log)
 
