@@ -24,9 +24,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, default=None,
                         help="pull from PUBSUB_SUBSCRIPTION (default) or serve POST /pubsub/push")
     parser.add_argument("--host", default=None,
-                        help="address of the health/metrics (and push) server (default 0.0.0.0)")
+                        help="address of the HTTP ports (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=None,
-                        help="port of the health/metrics (and push) server (default 8081)")
+                        help="internal port of /healthz, /readyz, /metrics (default 8081)")
+    parser.add_argument("--push-port", type=int, default=None,
+                        help="push mode: public port of POST /pubsub/push (default 8080)")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="syncs at once across mailboxes (default 4)")
     parser.add_argument("--shutdown-timeout", type=float, default=None, metavar="SECONDS",
@@ -37,6 +39,7 @@ def config_from(settings: Settings, args: argparse.Namespace) -> ConsumerConfig:
     overrides = {
         name: value for name, value in (
             ("mode", args.mode), ("http_host", args.host), ("http_port", args.port),
+            ("push_port", args.push_port),
             ("concurrency", args.concurrency), ("shutdown_timeout", args.shutdown_timeout),
         ) if value is not None
     }

@@ -30,7 +30,8 @@ class ConsumerConfig:
     max_outstanding: int = 500  # Pub/Sub flow control: messages delivered, not yet acked
     lock_wait: float = 60.0  # wait this long for another process's sync of a mailbox
     http_host: str = "0.0.0.0"  # noqa: S104 - probes and push come from outside the pod
-    http_port: int = 8081  # health, metrics and (push mode) POST /pubsub/push; 0: any free
+    http_port: int = 8081  # health, readiness and metrics (internal); 0: any free
+    push_port: int = 8080  # push mode: POST /pubsub/push (public); 0: any free
     sweep_interval: float = 60.0  # how often the safety-net sweep looks for stale services
     stale_after: float = 600.0  # a connected service not synced for this long is swept
     shutdown_timeout: float = 25.0  # in-flight syncs get this long after SIGTERM
@@ -46,6 +47,10 @@ class ConsumerConfig:
         _check(1 <= self.max_outstanding <= 100_000, "CONSUMER_MAX_OUTSTANDING",
                "must be from 1 to 100000")
         _check(0 <= self.http_port < 65536, "CONSUMER_HTTP_PORT", "must be from 0 to 65535")
+        _check(0 <= self.push_port < 65536, "CONSUMER_PUSH_PORT", "must be from 0 to 65535")
+        _check(self.mode != "push" or self.push_port == 0 or self.push_port != self.http_port,
+               "CONSUMER_PUSH_PORT", "must differ from CONSUMER_HTTP_PORT: the push port is "
+               "public, the other internal")
         for variable, value in (
             ("CONSUMER_LOCK_WAIT_SECONDS", self.lock_wait),
             ("CONSUMER_SHUTDOWN_TIMEOUT_SECONDS", self.shutdown_timeout),
@@ -84,6 +89,7 @@ _FROM_SETTINGS: dict[str, tuple[str, int]] = {
     "lock_wait": ("consumer_lock_wait_seconds", 1),
     "http_host": ("consumer_http_host", 1),
     "http_port": ("consumer_http_port", 1),
+    "push_port": ("consumer_push_port", 1),
     "sweep_interval": ("sweep_interval_minutes", 60),
     "stale_after": ("sweep_stale_after_minutes", 60),
     "shutdown_timeout": ("consumer_shutdown_timeout_seconds", 1),

@@ -1,10 +1,15 @@
-"""The consumer's small HTTP server: liveness, readiness, metrics (and push, in push mode).
+"""The consumer's HTTP servers: operations on one port, push (in push mode) on another.
+
+The operations port (``CONSUMER_HTTP_PORT``, 8081), internal:
 
 * ``GET /healthz``: the process and its event loop answer.
-* ``GET /readyz``: 200 when the database answers and, in pull mode, the stream is
-  open; 503 (with which check failed) otherwise, and from the moment the worker stops.
+* ``GET /readyz``: 200 when the last periodic check reached the database and, in pull
+  mode, the stream is open; 503 (with which check failed) otherwise, and from the moment
+  the worker stops. No request costs a database query.
 * ``GET /metrics``: Prometheus exposition of the worker's registry.
-* ``POST /pubsub/push``: only when a push endpoint is given.
+
+The push port (``CONSUMER_PUSH_PORT``, 8080), public, in push mode only:
+``POST /pubsub/push`` and nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from consumer import store
 from consumer.metrics import ConsumerMetrics
 from consumer.push import PushEndpoint
+from delightbridge.healthcheck import PeriodicCheck
 from delightbridge.httpserver import make_runner
 from delightbridge.settings import Settings
 
@@ -28,15 +34,24 @@ log = logging.getLogger("consumer.http")
 PING_TIMEOUT = 2.0
 
 
+#: Seconds between two database pings behind /readyz.
+DATABASE_CHECK_INTERVAL = 5.0
+
+
+def database_check(pool: asyncpg.Pool) -> PeriodicCheck[bool]:
+    return PeriodicCheck(lambda: store.ping(pool, PING_TIMEOUT),
+                         interval=DATABASE_CHECK_INTERVAL, name="consumer-database")
+
+
 @dataclass
 class Readiness:
-    pool: asyncpg.Pool
+    database: PeriodicCheck[bool]
     stream_open: Callable[[], bool] | None  # None in push mode: there is no stream
     stopping: Callable[[], bool]
 
-    async def check(self) -> dict[str, bool]:
+    def check(self) -> dict[str, bool]:
         checks = {"accepting": not self.stopping(),
-                  "database": await store.ping(self.pool, PING_TIMEOUT)}
+                  "database": bool(self.database.latest) and not self.database.is_stale()}
         if self.stream_open is not None:
             checks["stream"] = self.stream_open()
         return checks
@@ -51,7 +66,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    checks = await request.app[READINESS].check()
+    checks = request.app[READINESS].check()
     ok = all(checks.values())
     return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
 
@@ -61,16 +76,21 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def create_app(readiness: Readiness, registry: ConsumerMetrics,
-               push: PushEndpoint | None = None) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+def create_app(readiness: Readiness, registry: ConsumerMetrics) -> web.Application:
+    """The operations app: health, readiness, metrics."""
+    app = web.Application()
     app[READINESS] = readiness
     app[METRICS] = registry
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    if push is not None:
-        app.router.add_post("/pubsub/push", push.handle)
+    return app
+
+
+def create_push_app(push: PushEndpoint) -> web.Application:
+    """The public push app: ``POST /pubsub/push`` only."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app.router.add_post("/pubsub/push", push.handle)
     return app
 
 

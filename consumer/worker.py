@@ -23,7 +23,7 @@ import aiohttp
 
 from consumer.config import ConsumerConfig
 from consumer.handler import Delivery, NotificationHandler, Observer, engine_sync_fn
-from consumer.health import HttpServer, Readiness, create_app
+from consumer.health import HttpServer, Readiness, create_app, create_push_app, database_check
 from consumer.importer import IMPORTS_AT_ONCE, ImportWorker
 from consumer.metrics import ConsumerMetrics
 from consumer.notification import decode_pull
@@ -32,6 +32,7 @@ from consumer.push import CertificateCache, OidcVerifier, PushEndpoint
 from consumer.scheduler import Scheduler
 from consumer.sweep import Sweeper, SweepReport
 from db.pool import open_pool
+from delightbridge.healthcheck import PeriodicCheck
 from delightbridge.settings import Settings
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.outbox import Attempt, Dispatcher, OutboxConfig
@@ -68,6 +69,8 @@ class Worker:
         self.started = asyncio.Event()  # set once everything is up
         self.stopping = asyncio.Event()  # set when the orderly stop begins
         self.http_port: int | None = None
+        self.push_port: int | None = None  # push mode only
+        self.database_check: PeriodicCheck[bool] | None = None
         self.scheduler: Scheduler | None = None
         self._bridge: PullBridge | None = None
         self._handler: NotificationHandler | None = None
@@ -124,14 +127,24 @@ class Worker:
             push = await self._open_edge(stack)
 
             bridge = self._bridge
-            readiness = Readiness(pool, (lambda: bridge.is_open) if bridge else None,
+            self.database_check = await stack.enter_async_context(
+                database_check(pool).running())
+            readiness = Readiness(self.database_check,
+                                  (lambda: bridge.is_open) if bridge else None,
                                   self.stopping.is_set)
-            http = HttpServer(create_app(readiness, self.metrics, push), cfg.http_host,
+            http = HttpServer(create_app(readiness, self.metrics), cfg.http_host,
                               cfg.http_port, shutdown_timeout=cfg.shutdown_timeout + 5,
                               settings=self.settings)
             await http.start()
             stack.push_async_callback(http.stop)
             self.http_port = http.port
+            if push is not None:
+                public = HttpServer(create_push_app(push), cfg.http_host, cfg.push_port,
+                                    shutdown_timeout=cfg.shutdown_timeout + 5,
+                                    settings=self.settings)
+                await public.start()
+                stack.push_async_callback(public.stop)
+                self.push_port = public.port
 
             watched: dict[asyncio.Task[Any], str] = {}
             stack.push_async_callback(self._abort, watched)  # if cancelled or failing
@@ -160,7 +173,7 @@ class Worker:
             log.info("consumer started", extra={
                 "action": "consumer.started", "mode": cfg.mode, "concurrency": cfg.concurrency,
                 "subscription": self.settings.subscription_path if bridge else None,
-                "http_port": self.http_port})
+                "http_port": self.http_port, "push_port": self.push_port})
             self.started.set()
 
             code = await self._supervise(watched)

@@ -152,9 +152,9 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
                 started = asyncio.create_task(worker.started.wait())
                 await _until(stop, consumer, started)
                 started.cancel()
-                if worker.started.is_set() and worker.http_port is not None:
+                if worker.started.is_set() and worker.push_port is not None:
                     await running.notifier.set_push_endpoint(
-                        f"http://127.0.0.1:{worker.http_port}/pubsub/push")
+                        f"http://127.0.0.1:{worker.push_port}/pubsub/push")
             _say("live: a line per synced notification (Ctrl-C stops)")
             await _until(stop, consumer, *tasks)
             worker.stop.set()
@@ -172,7 +172,7 @@ def _consumer_config(settings: Settings, running: RunningSimulator, emulator: st
     """Streaming pull from the emulator; else push mode, the simulator pushing signed
     envelopes (verified against its certificates) to the consumer's port."""
     config = ConsumerConfig.from_settings(settings, http_host="127.0.0.1", http_port=0,
-                                          sweep_interval=30.0)
+                                          push_port=0, sweep_interval=30.0)
     if emulator:
         return config
     return dataclasses.replace(config, mode="push", push_audience=PUSH_AUDIENCE,

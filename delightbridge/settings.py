@@ -49,6 +49,7 @@ class Settings:
     consumer_lock_wait_seconds: float | None = None
     consumer_http_host: str | None = None
     consumer_http_port: int | None = None
+    consumer_push_port: int | None = None
     sweep_interval_minutes: float | None = None
     sweep_stale_after_minutes: float | None = None
     consumer_shutdown_timeout_seconds: float | None = None
@@ -437,9 +438,13 @@ _VARIABLES: tuple[_Var, ...] = (
     _Var("CONSUMER_LOCK_WAIT_SECONDS", "consumer_lock_wait_seconds", _number(0, 3600),
          "wait this long for another process's sync of a mailbox (default 60)"),
     _Var("CONSUMER_HTTP_HOST", "consumer_http_host", _plain,
-         "address of the consumer's health, metrics and push port (default 0.0.0.0)"),
+         "address of the consumer's HTTP ports (default 0.0.0.0)"),
     _Var("CONSUMER_HTTP_PORT", "consumer_http_port", _int_between(0, 65535),
-         "that port (default 8081; 0: any free port)"),
+         "the consumer's internal port: /healthz, /readyz, /metrics (default 8081; 0: any "
+         "free port)"),
+    _Var("CONSUMER_PUSH_PORT", "consumer_push_port", _int_between(0, 65535),
+         "push mode: the public port of POST /pubsub/push, apart from the internal one "
+         "(default 8080; 0: any free port)"),
     _Var("SWEEP_INTERVAL_MINUTES", "sweep_interval_minutes", _number(0.01, 1440),
          "how often the safety-net sweep runs (default 1)"),
     _Var("SWEEP_STALE_AFTER_MINUTES", "sweep_stale_after_minutes", _number(0.01, 10080),

@@ -222,8 +222,15 @@ class RunningWorker:
 
     @property
     def port(self) -> int:
+        """The internal port: /healthz, /readyz, /metrics."""
         assert self.worker.http_port is not None
         return self.worker.http_port
+
+    @property
+    def push_port(self) -> int:
+        """Push mode: the public port of POST /pubsub/push."""
+        assert self.worker.push_port is not None
+        return self.worker.push_port
 
     def sample(self, name: str, **labels: str) -> float:
         """A metric's current value in the worker's registry (0 when never set)."""
@@ -306,7 +313,7 @@ class Env:
 
     def config(self, **overrides: Any) -> ConsumerConfig:
         values: dict[str, Any] = {
-            "http_host": "127.0.0.1", "http_port": 0, "sweep_interval": 3600.0,
+            "http_host": "127.0.0.1", "http_port": 0, "push_port": 0, "sweep_interval": 3600.0,
             "stale_after": 3600.0, "shutdown_timeout": 5.0, "lock_wait": 10.0,
         }
         values.update(overrides)

@@ -691,7 +691,7 @@ class PushFuzzer:
         self.key = key
         self.impostor = impostor
         self.session = session
-        self.url = f"http://127.0.0.1:{fuzzer.running.port}/pubsub/push"
+        self.url = f"http://127.0.0.1:{fuzzer.running.push_port}/pubsub/push"
         self.sent = 0
         self.accepted: dict[str, Push] = {}  # message id -> envelope handled
         self.statuses: Counter[int] = Counter()
@@ -839,7 +839,7 @@ async def test_a_signed_token_whose_issuer_is_not_text_is_401_not_500(
     raise (unhashable), a 500 that Pub/Sub would retry forever."""
     async with env.run(mode="push", push_audience=AUDIENCE, push_service_account=PUSH_ACCOUNT,
                        push_certs_url=certs.url) as running, aiohttp.ClientSession() as session:
-        url = f"http://127.0.0.1:{running.port}/pubsub/push"
+        url = f"http://127.0.0.1:{running.push_port}/pubsub/push"
         for issuer in ([], ["accounts.google.com"], {"iss": "accounts.google.com"}):
             async with session.post(url, data=encoded({"message": {"messageId": "1"}}),
                                     headers={"Authorization": "Bearer " + google_key.token(
@@ -857,7 +857,7 @@ async def test_a_body_that_is_not_in_its_content_encoding_is_400_not_500(
     the endpoint let through as a 500."""
     async with env.run(mode="push", push_audience=AUDIENCE, push_service_account=PUSH_ACCOUNT,
                        push_certs_url=certs.url) as running, aiohttp.ClientSession() as session:
-        url = f"http://127.0.0.1:{running.port}/pubsub/push"
+        url = f"http://127.0.0.1:{running.push_port}/pubsub/push"
         for _ in range(5):  # each on a connection of its own: the server closes it
             async with session.post(url, data=encoded({"message": {"messageId": "1"}}),
                                     headers={"Authorization": "Bearer " + google_key.token(),

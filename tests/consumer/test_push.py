@@ -43,7 +43,7 @@ def notification(history_id: int, address: str = ADDRESS) -> bytes:
 
 class Pusher:
     def __init__(self, running: RunningWorker, key: SigningKey) -> None:
-        self.url = f"http://127.0.0.1:{running.port}/pubsub/push"
+        self.url = f"http://127.0.0.1:{running.push_port}/pubsub/push"
         self.key = key
         self.count = 0
 
@@ -156,6 +156,14 @@ async def test_malformed_envelopes_are_400_and_bad_data_is_acked(
             status, text = await pusher.post(body)
             assert status == 400, text
             assert "malformed_envelope" in text
+        # The public push port serves the push endpoint alone; the internal port has none.
+        async with aiohttp.ClientSession() as session:
+            for path in ("/metrics", "/readyz", "/healthz"):
+                async with session.get(f"http://127.0.0.1:{running.push_port}{path}") as r:
+                    assert r.status == 404, path
+            async with session.post(f"http://127.0.0.1:{running.port}/pubsub/push",
+                                    json=envelope(notification(1))) as r:
+                assert r.status == 404
         # A head the HTTP parser refuses: the API's JSON error form, nothing echoed.
         async with aiohttp.ClientSession() as session, session.post(
                 pusher.url, data=b"{}", headers={"X-Big": "B" * (40 * 1024)}) as response:
@@ -222,7 +230,7 @@ async def test_the_simulator_pushes_signed_envelopes_the_consumer_verifies(
                        push_service_account=oidc.PUSH_SERVICE_ACCOUNT,
                        push_certs_url=env.server.certs_url) as running:
         notifier.config.push_audience = AUDIENCE
-        await notifier.set_push_endpoint(f"http://127.0.0.1:{running.port}/pubsub/push")
+        await notifier.set_push_endpoint(f"http://127.0.0.1:{running.push_port}/pubsub/push")
         new_id = env.sim.deliver(ADDRESS, subject="Pushed by the simulator")
         await running.recorder.wait_for(
             lambda r: any(o.status == "synced" for _, o in r.outcomes))

@@ -63,11 +63,15 @@ async def test_readiness_fails_when_the_database_does_not_answer(env: Env,
             await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
             await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                 "WHERE datname = $1", name)
+            check = running.worker.database_check
+            assert check is not None
+            await check.refresh()  # what the next periodic check finds
             status, body = await get(running.port, "/readyz")
             assert status == 503, body
             assert '"database": false' in body
             assert (await get(running.port, "/healthz"))[0] == 200  # alive all the same
             await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+            await check.refresh()
             assert (await get(running.port, "/readyz"))[0] == 200
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')

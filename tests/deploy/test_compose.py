@@ -223,9 +223,10 @@ def _probe_url(service: dict[str, Any]) -> str:
 def test_api_command_and_probe(services: dict[str, dict[str, Any]]) -> None:
     api = services["api"]
     argv = command_list(api)
-    assert argv == ["serve", "--host", "0.0.0.0", "--port", "8000"]
-    assert _probe_url(api) == f"http://127.0.0.1:{option(argv, '--port')}/readyz"
-    assert api["ports"] == [f"127.0.0.1:{option(argv, '--port')}:{option(argv, '--port')}"]
+    assert argv == ["serve", "--host", "0.0.0.0", "--port", "8000", "--ops-port", "9000"]
+    assert _probe_url(api) == f"http://127.0.0.1:{option(argv, '--ops-port')}/readyz"
+    assert api["ports"] == [f"127.0.0.1:{p}:{p}" for p in (option(argv, "--port"),
+                                                           option(argv, "--ops-port"))]
 
 
 def test_consumer_command_probe_and_grace_period(services: dict[str, dict[str, Any]]) -> None:

@@ -151,11 +151,12 @@ def test_entrypoint_cmd_and_stop_signal(df: Dockerfile) -> None:
     (entrypoint,) = df.all("ENTRYPOINT", runtime)
     (cmd,) = df.all("CMD", runtime)
     assert entrypoint.exec_form() == ["delightbridge"], "exec form: PID 1 gets SIGTERM"
-    assert cmd.exec_form() == ["serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert cmd.exec_form() == ["serve", "--host", "0.0.0.0", "--port", "8000", "--ops-port",
+                               "9000"]
     assert "delightbridge" in pyproject()["project"]["scripts"]
     assert [i.args for i in df.all("STOPSIGNAL", runtime)] == ["SIGTERM"]
     exposed = {int(p.split("/")[0]) for i in df.all("EXPOSE", runtime) for p in i.args.split()}
-    assert exposed == {8000, 8081}
+    assert exposed == {8000, 9000, 8080, 8081}  # API, its ops port, push, consumer ops
     env = " ".join(i.args for i in df.all("ENV", runtime))
     assert "PATH=/opt/venv/bin:$PATH" in env
     assert "PYTHONUNBUFFERED=1" in env

@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from consumer.config import ConsumerConfig
 from delightbridge.settings import Settings, variable_names
 from tests.deploy.deployfiles import (
     CONSUMER_SETTLE_SECONDS,
@@ -46,6 +47,9 @@ EXPECTED = {
     ("HorizontalPodAutoscaler", "delightbridge-consumer"),
     ("PodDisruptionBudget", "delightbridge-consumer"),
     ("CronJob", "delightbridge-renew-watches"),
+    ("NetworkPolicy", "delightbridge-default-deny-ingress"),
+    ("NetworkPolicy", "delightbridge-api"),
+    ("NetworkPolicy", "delightbridge-consumer"),
 }
 
 DOCS = [(path, doc) for path, doc in k8s_documents() if doc["kind"] not in NOT_KUBERNETES]
@@ -170,16 +174,56 @@ def test_api_deployment() -> None:
     assert args[:1] == ["serve"]
     assert option(args, "--host") == "0.0.0.0"
     port = int(option(args, "--port") or 0)
+    ops = int(option(args, "--ops-port") or 0)
+    assert ops not in (0, port), "readiness and metrics on a port of their own"
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"),
                         ("startupProbe", "/healthz")):
         get = container[probe]["httpGet"]
         assert get["path"] == path, probe
-        assert _port(container, get["port"]) == port, f"{probe} probes another port"
-    service_port = _get("Service", "delightbridge-api")["spec"]["ports"][0]["targetPort"]
-    assert _port(container, service_port) == port
+        assert _port(container, get["port"]) == ops, f"{probe} probes another port"
+    annotations = spec["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == ops
+    service_ports = _get("Service", "delightbridge-api")["spec"]["ports"]
+    assert [_port(container, p["targetPort"]) for p in service_ports] == [port], \
+        "the Service exposes the API port only"
     pause = container["lifecycle"]["preStop"]["exec"]["command"]
     assert pause[0] == "sleep"
     assert int(pause[1]) < spec["template"]["spec"]["terminationGracePeriodSeconds"]
+
+
+def _ingress_rules(name: str) -> list[dict[str, Any]]:
+    policy = _get("NetworkPolicy", name)["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    rules: list[dict[str, Any]] = policy["ingress"]
+    return rules
+
+
+def _admitted(rules: list[dict[str, Any]], container: dict[str, Any], port: int) -> list[Any]:
+    """The ``from`` of every rule that admits ``port`` (``[]`` in it: from anywhere)."""
+    return [rule.get("from", []) for rule in rules
+            if any(_port(container, p["port"]) == port for p in rule.get("ports", []))]
+
+
+def test_network_policies_keep_operations_ports_internal() -> None:
+    """Hardening #17 item 7: /metrics and /readyz reachable from the monitoring
+    namespace only; the API port and the push port from anywhere; nothing else."""
+    deny = _get("NetworkPolicy", "delightbridge-default-deny-ingress")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    monitoring = [{"namespaceSelector": {"matchLabels": {"delightbridge.io/monitoring": "true"}}}]
+    api = _container("delightbridge-api")
+    rules = _ingress_rules("delightbridge-api")
+    assert _admitted(rules, api, int(option(api["args"], "--ops-port") or 0)) == [monitoring]
+    assert _admitted(rules, api, int(option(api["args"], "--port") or 0)) == [[]]
+    consumer = _container("delightbridge-consumer")
+    rules = _ingress_rules("delightbridge-consumer")
+    assert _admitted(rules, consumer, int(option(consumer["args"], "--port") or 0)) == [
+        monitoring]
+    assert _admitted(rules, consumer, ConsumerConfig().push_port) == [[]]
+    for name, labels in (("delightbridge-api", "api"), ("delightbridge-consumer", "consumer")):
+        selector = _get("NetworkPolicy", name)["spec"]["podSelector"]["matchLabels"]
+        pod = _get("Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= pod.items()
+        assert selector["app.kubernetes.io/component"] == labels
 
 
 def test_consumer_deployment_outlives_its_drain() -> None:
