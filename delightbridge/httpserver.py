@@ -13,7 +13,9 @@
   default keep-alive is an hour.
 * **Requests the HTTP parser refuses** (oversized or malformed heads, bad framing) are
   answered in the API's JSON error form, 431 or 400, without echoing the request, and
-  logged at INFO on one line, without a traceback: they are the client's mistake.
+  logged at INFO on one line, without a traceback: they are the client's mistake. So is
+  a body that does not decode as its Content-Encoding says when aiohttp drains it
+  after a handler answered without reading it.
 
 The parser-error answer needs aiohttp's request handler, which its public API does not
 expose: :class:`_Server` is :class:`aiohttp.web.Server` making :class:`_Handler` s.
@@ -29,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 
 from delightbridge.settings import Settings
@@ -62,6 +64,18 @@ class _Handler(RequestHandler):
                                      status=status)
         response.force_close()
         return response
+
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        # aiohttp drains a body the handler did not read (after a 401, say); a body that
+        # does not decode as its Content-Encoding says fails there, and aiohttp logged
+        # it as an "Unhandled exception" with a traceback. It is the client's mistake.
+        exc = kw.get("exc_info")
+        if isinstance(exc, HttpProcessingError | RequestPayloadError):
+            log.info("dropped a request body that cannot be read: %s", type(exc).__name__,
+                     extra={"action": "http.unreadable_body"})
+            return
+        super().log_exception(*args, **kw)
 
 
 class _Server(web.Server):

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import re
 import time
@@ -612,8 +613,15 @@ _unsigned = st.builds(
                                         "exp": _future}) | _json_values,
     _b64url)
 
+#: A JWT whose header is JSON nested deeper than the parser's recursion limit.
+_nested_jwt = st.builds(
+    lambda depth, bracket: Auth("garbage", 401, header="Bearer " + base64.urlsafe_b64encode(
+        bracket * depth).decode().rstrip("=") + ".e30.c2ln"),
+    st.integers(900, 5000), st.sampled_from([b"[", b'{"a":']))
+
 _refused = st.one_of(
     st.just(Auth("none", 401)),
+    _nested_jwt,
     _printable.map(lambda h: Auth("garbage", 401, header=h)),
     st.builds(lambda s, h: Auth("garbage", 401, header=f"{s} {h}"),
               st.sampled_from(["Bearer", "Basic", "bearer"]), _printable),
@@ -641,6 +649,13 @@ _malformed = st.one_of(
     st.builds(lambda mid: Push(_VALID, "bad_message_id", 400, body=encoded(
         {"message": {"data": "e30=", **({} if mid is _ABSENT else {"messageId": mid})}})),
         st.just(_ABSENT) | _json_values.filter(lambda v: not isinstance(v, str) or v == "")),
+    # JSON nested past the parser's recursion limit (a RecursionError, once a 500).
+    st.builds(lambda depth, wrap: Push(_VALID, "nested", 400, body=wrap + b"[" * depth),
+              st.integers(900, 200_000),
+              st.sampled_from([b"", b'{"message": ', b'{"message": {"data": '])),
+    # A header the HTTP parser refuses (over 32 KiB): 431 before anything else.
+    st.integers(33 * 1024, 64 * 1024).map(lambda n: Push(
+        _VALID, "huge_header", 431, body=b"{}", headers={"X-Huge": "h" * n})),
     st.just(Push(_VALID, "too_big", 413, body=encoded(
         {"message": {"messageId": "big", "data": "A" * (1024 * 1024 + 10)}}))),
     # A body that does not decode as its Content-Encoding says.
@@ -754,6 +769,8 @@ class PushFuzzer:
             self.statuses[status] += 1
             assert status < 500, f"{push!r}: {status} {text}"
             expected = {push.auth.refused or push.status}
+            if push.kind == "huge_header":
+                expected = {431}  # refused by the HTTP parser, before the token is read
             if push.kind == "bad_encoding":
                 # aiohttp's parser may refuse the body (400) before the token is checked:
                 # always for an encoding it has no decoder for (br, zstd here), and for
@@ -790,7 +807,9 @@ class PushFuzzer:
     "ignore:Do not use the `random` module inside strategies:"
     "hypothesis.errors.HypothesisDeprecationWarning")
 async def test_hostile_push_requests_are_4xx_never_5xx(env: Env, certs: CertsServer,
-                                                       google_key: SigningKey) -> None:
+                                                       google_key: SigningKey,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     for service, address in SERVICES.items():
         await env.connect(service, address, messages=3, threads=2, watch=False)
     await env.pool.execute(
@@ -826,6 +845,10 @@ async def test_hostile_push_requests_are_4xx_never_5xx(env: Env, certs: CertsSer
         for reason in Reason:
             assert running.sample("delightbridge_consumer_messages_ignored_total",
                                   reason=reason.value) == statuses.get(reason.value, 0)
+        # Nothing the fuzzer sent made an ERROR line or a traceback (hardening #17).
+        loud = [f"{r.name}: {r.getMessage()}" for r in caplog.records
+                if r.levelno >= logging.ERROR or r.exc_info or r.exc_text]
+        assert not loud, loud[:5]
         print(f"{pusher.sent} push requests in {EXAMPLES} batches in {elapsed:.1f} s; "
               f"answers {dict(sorted(pusher.statuses.items()))}; "
               f"outcomes {dict(sorted(statuses.items()))}")
@@ -866,3 +889,27 @@ async def test_a_body_that_is_not_in_its_content_encoding_is_400_not_500(
                 assert response.status == 400, await response.text()
         assert running.recorder.outcomes == []
         assert not running.task.done()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_an_unreadable_body_behind_a_refused_token_is_no_error_line(
+        env: Env, certs: CertsServer, encoding: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found by the push fuzz once it watched the logs (hardening #17): a 401 leaves the
+    body unread, aiohttp drains it, the drain fails to decompress it, and aiohttp logged
+    an ERROR "Unhandled exception" with a traceback."""
+    caplog.set_level(logging.INFO)
+    async with env.run(mode="push", push_audience=AUDIENCE, push_service_account=PUSH_ACCOUNT,
+                       push_certs_url=certs.url) as running, aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True)) as session:
+        url = f"http://127.0.0.1:{running.push_port}/pubsub/push"
+        for _ in range(3):
+            async with session.post(url, data=b"\x00not compressed" * 2000,
+                                    headers={"Authorization": "Bearer forged",
+                                             "Content-Encoding": encoding}) as response:
+                assert response.status in (400, 401), await response.text()
+        # The server logs the drain's failure after answering: stop it, then look.
+        assert await running.stop() == 0
+    loud = [f"{r.name}: {r.getMessage()}" for r in caplog.records
+            if r.levelno >= logging.ERROR or r.exc_info or r.exc_text]
+    assert not loud, loud
