@@ -223,7 +223,9 @@ class SyncEngine:
             await advance_cursor(conn, service.id, int(profile["historyId"]))
         import_run = await imports.request(self.pool, service.id, kind, run.id)
         run.mode, run.fell_back_to_full = "full", True
-        if import_run != run.id:  # an import was pending or running already: it covers this
+        if import_run != run.id:
+            # An import was pending or running already: it covers this, or (history lost
+            # while it ran) the repair now queued to follow it does.
             run.progress.phase = "import already running"
             await self._succeeded(service.id, run, run.trigger)
             return True
@@ -269,35 +271,46 @@ class SyncEngine:
                     service_lock(self.pool, service_id, lock_class=IMPORT_CLASS))
             except SyncInProgress:
                 return None
-            job = await imports.get(self.pool, service_id)
-            if job is None or job.status not in ("pending", "running"):
-                return None
-            service = await self._load(service_id)
-            run = Run(self.pool, service_id, requested, trigger, job.run_id, on_progress)
-            run.mode = "full"
-            await run.start()
-            if on_start:
-                on_start(run)
-            try:
-                await imports.run(self._context(service, run, bulk=True), job)
-            except BaseException as exc:
-                if isinstance(exc, DailyBudgetExhausted):
-                    # Not a failure: the day's budget is kept for fresh mail; resume then.
-                    await asyncio.shield(self.pool.execute(
-                        query("import_defer"), service_id, job.run_id, exc.resumes_at,
-                        str(exc)))
-                elif not isinstance(exc, asyncio.CancelledError):
-                    # Failed: it stays so until a sync asks for it again, and resumes
-                    # then; cancelled (a stop): it stays running, to be resumed.
-                    await asyncio.shield(self.pool.execute(
-                        query("import_finish"), service_id, job.run_id, "failed",
-                        logs.scrub(f"{type(exc).__name__}: {exc}")[:1000]))
-                await self._record_failure(service, run, exc)
-                if isinstance(exc, OAuthRefused):
-                    raise ServiceNotConnected(service_id, exc.reason) from None
-                raise
-            return await self._succeeded(service_id, run, trigger)
+            result: SyncResult | None = None
+            # One import, and the repair that follows it when Gmail's history expired
+            # while it ran (imports.run leaves that one pending).
+            while (job := await imports.get(self.pool, service_id)) is not None and (
+                    job.status in ("pending", "running")):
+                result = await self._import(job, trigger, on_progress, on_start, requested)
+                on_start, requested = None, "full"
+            return result
         raise AssertionError("unreachable")  # pragma: no cover - the stack re-raises
+
+    async def _import(self, job: imports.ImportJob, trigger: Trigger,
+                      on_progress: Callable[[Progress], None] | None,
+                      on_start: Callable[[Run], None] | None, requested: Mode) -> SyncResult:
+        """Run one import, under the import lock the caller holds."""
+        service_id = job.service_id
+        service = await self._load(service_id)
+        run = Run(self.pool, service_id, requested, trigger, job.run_id, on_progress)
+        run.mode = "full"
+        await run.start()
+        if on_start:
+            on_start(run)
+        try:
+            await imports.run(self._context(service, run, bulk=True), job)
+        except BaseException as exc:
+            if isinstance(exc, DailyBudgetExhausted):
+                # Not a failure: the day's budget is kept for fresh mail; resume then.
+                await asyncio.shield(self.pool.execute(
+                    query("import_defer"), service_id, job.run_id, exc.resumes_at,
+                    str(exc)))
+            elif not isinstance(exc, asyncio.CancelledError):
+                # Failed: it stays so until a sync asks for it again, and resumes
+                # then; cancelled (a stop): it stays running, to be resumed.
+                await asyncio.shield(self.pool.execute(
+                    query("import_finish"), service_id, job.run_id, "failed",
+                    logs.scrub(f"{type(exc).__name__}: {exc}")[:1000]))
+            await self._record_failure(service, run, exc)
+            if isinstance(exc, OAuthRefused):
+                raise ServiceNotConnected(service_id, exc.reason) from None
+            raise
+        return await self._succeeded(service_id, run, trigger)
 
     async def _record_failure(self, service: ServiceRow, run: Run, exc: BaseException) -> None:
         if isinstance(exc, asyncio.CancelledError):

@@ -27,7 +27,10 @@ Two kinds:
 
 At the end, in one transaction: rows neither written nor seen by the import, nor written
 by an incremental since ``start``, are what the mailbox no longer has and are removed;
-the import is marked done and its tombstones cleared.
+the import is marked done and its tombstones cleared. If Gmail's history expired while it
+ran (an incremental's 404 asked for a repair), the changes lost from history may concern
+messages it had already stored: a repair, from a start of its own, becomes the pending
+import instead, and the engine runs it at once.
 """
 
 from __future__ import annotations
@@ -126,6 +129,12 @@ async def request(pool: asyncpg.Pool, service_id: str, kind: Kind,
                                   kind)
     if started is not None:
         return started  # type: ignore[no-any-return]
+    if kind == "repair":
+        # History was lost while an import runs: what it already stored may have changed
+        # in the lost stretch, so a repair follows it.
+        running = await pool.fetchval(query("import_request_again"), service_id)
+        if running is not None:
+            return running  # type: ignore[no-any-return]
     job = await get(pool, service_id)
     if job is None:
         raise ServiceNotFound(service_id)
@@ -176,8 +185,7 @@ async def run(ctx: SyncContext, job: ImportJob) -> int:
                                                      job.run_id, events=ctx.emit_events,
                                                      since=start)
         await store.advance_cursor(conn, ctx.account_id, start)
-        await conn.execute(query("import_finish"), ctx.account_id, job.run_id, "succeeded",
-                           None)
+        await conn.execute(query("import_complete"), ctx.account_id, job.run_id, uuid.uuid4())
         await conn.execute(query("import_clear_tombstones"), ctx.account_id)
         progress.deleted += deleted
         progress.threads |= threads

@@ -20,6 +20,15 @@ SET run_id = CASE WHEN imports.status = 'failed' THEN imports.run_id ELSE EXCLUD
 WHERE imports.status NOT IN ('pending', 'running')
 RETURNING run_id
 
+-- A repair asked for while an import runs (or waits to resume from an earlier start):
+-- it follows that import. Returns the running import's run id, or nothing.
+-- name: import_request_again
+UPDATE delightbridge_sync.imports
+SET again = 'repair', updated_at = now()
+WHERE account_id = $1
+  AND (status = 'running' OR (status = 'pending' AND start_history_id IS NOT NULL))
+RETURNING run_id
+
 -- name: import_get
 SELECT account_id, run_id, kind, status, start_history_id::text AS start_history_id, total,
        done, requested_at, started_at
@@ -36,6 +45,23 @@ RETURNING start_history_id::text AS start_history_id, total
 -- name: import_progress
 UPDATE delightbridge_sync.imports SET done = $3, updated_at = now()
 WHERE account_id = $1 AND run_id = $2
+
+-- The import is done: succeeded, unless a repair was asked for meanwhile, which then
+-- becomes the pending import ($3: its run id), from a start of its own.
+-- name: import_complete
+UPDATE delightbridge_sync.imports
+SET status = CASE WHEN again IS NULL THEN 'succeeded' ELSE 'pending' END,
+    kind = coalesce(again, kind),
+    run_id = CASE WHEN again IS NULL THEN run_id ELSE $3 END,
+    start_history_id = CASE WHEN again IS NULL THEN start_history_id END,
+    total = CASE WHEN again IS NULL THEN total END,
+    done = CASE WHEN again IS NULL THEN done ELSE 0 END,
+    started_at = CASE WHEN again IS NULL THEN started_at END,
+    requested_at = CASE WHEN again IS NULL THEN requested_at ELSE now() END,
+    finished_at = CASE WHEN again IS NULL THEN now() END,
+    error = NULL, not_before = NULL, again = NULL, updated_at = now()
+WHERE account_id = $1 AND run_id = $2
+RETURNING status
 
 -- name: import_finish
 UPDATE delightbridge_sync.imports

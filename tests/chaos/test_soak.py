@@ -498,6 +498,38 @@ async def soak(sizes: Sizes, pg: PgServer, pubsub_host: str, tmp_path: Path) -> 
     assert not unexpected, unexpected
 
 
+async def explain_drift(world: World, pool: asyncpg.Pool, address: str, service: str,
+                        message_ids: list[str]) -> None:
+    """Print what Gmail and the mirror know of each drifted message, and the runs and
+    imports of the service, so that a failure found by a random seed can be diagnosed."""
+    state = world.sim.state(address)
+    for message_id in message_ids[:5]:
+        stored = state.messages.get(message_id)
+        print(f"    {message_id}: gmail labels "
+              f"{sorted(stored.labels) if stored else None}, history "
+              f"{stored.history_id if stored else None}")
+        for record in state.history:
+            if any(ref.id == message_id for ref in record.messages()):
+                print(f"      history {record.id}: added {bool(record.added)}, deleted "
+                      f"{bool(record.deleted)}, +{[names for _, names in record.labels_added]} "
+                      f"-{[names for _, names in record.labels_removed]}")
+        row = await pool.fetchrow(
+            "SELECT m.label_ids, m.history_id, m.synced_run_id, m.updated_at, r.mode, "
+            "r.trigger, r.start_history_id, r.end_history_id FROM emails e "
+            "JOIN delightbridge_sync.messages m ON m.email_id = e.id "
+            "LEFT JOIN delightbridge_sync.runs r ON r.id = m.synced_run_id "
+            "WHERE e.gmail_message_id = $1", message_id)
+        print(f"      mirror: {dict(row) if row else None}")
+    for r in await pool.fetch(
+            "SELECT mode, trigger, status, fell_back_to_full, start_history_id, "
+            "end_history_id, started_at, finished_at FROM delightbridge_sync.runs "
+            "WHERE account_id = $1 ORDER BY started_at", service):
+        print(f"    run {dict(r)}")
+    for r in await pool.fetch("SELECT * FROM delightbridge_sync.imports WHERE account_id = $1",
+                              service):
+        print(f"    import {dict(r)}")
+
+
 async def check_zero_drift(world: World, pool: asyncpg.Pool) -> None:
     """Verify deep, compare with the simulator, look for duplicates, sync once more."""
     settings = world.settings()
@@ -505,6 +537,9 @@ async def check_zero_drift(world: World, pool: asyncpg.Pool) -> None:
         for address, service in world.services.items():
             drift = await verify(engine, service, deep=True)
             print("  " + drift.summary())
+            if not drift.equal:
+                await explain_drift(world, pool, address, service,
+                                    [*drift.labels, *drift.missing, *drift.extra])
             assert drift.equal, drift.summary()
             assert drift.pending == 0
             assert await world.mirrored(pool, service) == world.mailbox(address)

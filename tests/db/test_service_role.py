@@ -60,7 +60,8 @@ async def test_the_service_runs_under_its_role(
 ) -> None:
     conn = await asyncpg.connect(service_role)
     try:
-        assert await migrate(conn) == ["0001", "0002", "0003", "0004", "0005", "0006"]
+        assert await migrate(conn) == ["0001", "0002", "0003", "0004", "0005", "0006",
+                                       "0007"]
     finally:
         await conn.close()
     sim = gmail_sim.sim

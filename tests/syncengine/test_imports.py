@@ -217,3 +217,42 @@ async def test_history_expired_repairs_fetching_only_what_changed(setup: SyncSet
     assert sim.counters.calls("users.labels.list") >= 1
     again = await setup.engine.sync(setup.account_id, trigger="notification")
     assert (again.mode, again.fell_back_to_full) == ("incremental", False)
+
+
+async def test_history_lost_while_an_import_runs_is_repaired_after_it(setup: SyncSetup) -> None:
+    """Found by the chaos soak: Gmail's history expired while a full import ran. The
+    incremental's 404 was folded into the running import and the cursor moved to now,
+    but the import had already stored some messages: their changes in the lost stretch
+    (a label added, a message added) never reached the mirror. Now the running import
+    is followed by a repair."""
+    sim, address = setup.sim, setup.address
+    sim.seed(address, messages=300, threads=200, seed=35)
+    await setup.engine.sync(setup.account_id, mode="full", trigger="connect")
+    sim.faults.update(latency_ms=20)
+    importing = asyncio.Event()
+    stored: list[str] = []
+
+    def note(progress: Progress) -> None:
+        if progress.stored > 20:
+            importing.set()
+
+    task = asyncio.create_task(setup.engine.sync(setup.account_id, mode="full",
+                                                 trigger="api", on_progress=note))
+    await asyncio.wait_for(importing.wait(), timeout=60)
+    run_id = (await imports.get(setup.pool, setup.account_id)).run_id  # type: ignore[union-attr]
+    stored = [r["gmail_message_id"] for r in await setup.pool.fetch(
+        "SELECT e.gmail_message_id FROM emails e JOIN delightbridge_sync.messages m "
+        "ON m.email_id = e.id WHERE m.synced_run_id = $1", run_id)]
+    label = sim.create_label(address, "Escalated")
+    sim.modify_labels(address, stored[0], add=[label])  # already imported: not again
+    new_id = sim.deliver(address, subject="Arrived in the lost stretch")
+    sim.expire_history(address)
+    result = await setup.engine.sync(setup.account_id, trigger="notification")
+    assert (result.mode, result.fell_back_to_full) == ("full", True)
+    await task
+    await assert_mirror(setup.pool, setup.account_id, sim.snapshot(address))
+    assert await setup.pool.fetchval(
+        "SELECT count(*) FROM emails WHERE gmail_message_id = $1", new_id) == 1
+    job = await imports.get(setup.pool, setup.account_id)
+    assert job is not None
+    assert (job.kind, job.status) == ("repair", "succeeded")
