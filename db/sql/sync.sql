@@ -283,7 +283,14 @@ WITH u AS (
         label_ids = EXCLUDED.label_ids, attachments = EXCLUDED.attachments,
         history_id = EXCLUDED.history_id, size_estimate = EXCLUDED.size_estimate,
         content_hash = EXCLUDED.content_hash, parse_problems = EXCLUDED.parse_problems,
-        synced_run_id = EXCLUDED.synced_run_id, updated_at = now()
+        -- What the running import wrote or saw stays seen by it: an incremental that
+        -- rewrites the row must not make the import's reconciliation remove it.
+        synced_run_id = CASE WHEN messages.synced_run_id IN (
+                                  SELECT i.run_id FROM delightbridge_sync.imports i
+                                  WHERE i.account_id = $27 AND i.status IN ('pending', 'running'))
+                             THEN messages.synced_run_id
+                             ELSE EXCLUDED.synced_run_id END,
+        updated_at = now()
 )
 -- inserted: a new row, not an update (an inserted row version has no xmax).
 SELECT id, gmail_message_id, inserted FROM written

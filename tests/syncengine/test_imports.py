@@ -188,6 +188,24 @@ async def test_an_import_never_writes_over_newer_state_or_brings_back_a_removal(
     assert await _store(pool, account, _copy(160, ("INBOX",)), uuid.uuid4()) == 1
 
 
+async def test_an_incremental_rewriting_what_the_import_stored_does_not_unsee_it(
+    setup: SyncSetup,
+) -> None:
+    """Found by the chaos soak: an incremental that began before the import's start
+    committed a message the import had just stored, with the same state. Its run id
+    replaced the import's, its history id was not after the import's start, so the
+    import's reconciliation removed a message Gmail still has."""
+    account, pool = setup.account_id, setup.pool
+    run_id = await imports.request(pool, account, "full")
+    assert await _store(pool, account, _copy(100, ("INBOX", "UNREAD")), run_id) == 1
+    assert await _store(pool, account, _copy(100, ("INBOX", "UNREAD")), uuid.uuid4()) == 1
+    assert await _store(pool, account, _copy(120, ("INBOX",)), uuid.uuid4()) == 1
+    async with pool.acquire() as conn, conn.transaction():
+        deleted, _ = await store.delete_unseen(conn, account, MAILBOX, run_id, since=200)
+    assert deleted == 0
+    assert await pool.fetchval("SELECT label_ids FROM delightbridge_sync.messages") == ["INBOX"]
+
+
 # --------------------------------------------------------------------------- repairs
 
 
