@@ -69,6 +69,10 @@ class EngineConfig:
     # Pacing: at most pace_fraction of a mailbox's budget in any window (units are
     # stamped when answered, so latency jitter needs no further margin).
     pace_fraction: float = 0.98
+    # While an import runs, fresh mail can always get the units of a history.list and
+    # this many messages.get within fresh_within seconds (syncengine.gmail.pacing).
+    fresh_reserve_gets: int = 5
+    fresh_within: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> EngineConfig:
@@ -395,8 +399,12 @@ class SyncEngine:
         pacer = self._pacers.get(service_id)
         if pacer is None:
             quota = self.config.quota
+            limit = quota.user_units * self.config.pace_fraction
+            reserve = min(limit / 2, quota.cost("history.list")
+                          + self.config.fresh_reserve_gets * quota.cost("messages.get"))
             pacer = self._pacers[service_id] = QuotaPacer(
-                quota.user_units * self.config.pace_fraction, window=quota.user_window)
+                limit, window=quota.user_window,
+                reserve=reserve, reserve_within=self.config.fresh_within)
         return pacer
 
     async def service(self, service_id: str) -> ServiceRow:

@@ -10,10 +10,15 @@ until, counting it, the units in flight plus those stamped within the last
 waits for an empty window. A rate-limit answer blocks every call of the mailbox for a
 while (``penalize``).
 
-Two classes of calls: *bulk* ones (an import's) may fill only ``bulk_share`` of the
-window, so that *interactive* ones (an incremental sync's: fresh mail) always find
-room; each class is served in arrival order, and an interactive call never waits
-behind a bulk one.
+Two classes of calls: *bulk* ones (an import's) and *interactive* ones (an incremental
+sync's: fresh mail). Each class is served in arrival order, and an interactive call
+never waits behind a bulk one. A bulk call also waits until, counting it, fresh mail
+could still get ``reserve`` units within ``reserve_within`` seconds: the units that
+will still be in the window then stay within ``limit - reserve``. In steady state an
+import's oldest units leave the window continuously, so it may fill the window almost
+to the limit; in its first window (a burst, under a minute-long window) nothing leaves
+soon, so ``reserve`` units stay free. Under a window no longer than
+``reserve_within`` no reserve is needed: fresh mail waits at most one window anyway.
 """
 
 from __future__ import annotations
@@ -42,15 +47,17 @@ class QuotaPacer:
         window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        bulk_share: float = 0.9,
+        reserve: float = 0.0,
+        reserve_within: float = 1.0,
     ) -> None:
         if limit <= 0 or window <= 0:
             raise ValueError("limit and window must be positive")
-        if not 0 < bulk_share <= 1:
-            raise ValueError("bulk_share must be in (0, 1]")
+        if not 0 <= reserve < limit or reserve_within < 0:
+            raise ValueError("reserve must be in [0, limit), reserve_within not negative")
         self.limit = float(limit)
         self.window = float(window)
-        self.bulk_share = bulk_share
+        self.reserve = float(reserve) if window > reserve_within else 0.0
+        self.reserve_within = reserve_within
         self._clock = clock
         self._sleep = sleep
         self._entries: list[Spend] = []
@@ -79,11 +86,14 @@ class QuotaPacer:
 
     async def acquire(self, units: int, *, bulk: bool = False) -> Spend:
         """Wait until ``units`` may be spent; settle the returned ticket when answered."""
-        limit = self.limit * (self.bulk_share if bulk else 1.0)
         async with self._locks[bulk]:
             while True:
                 now = self._clock()
-                delay = self._delay(units, now, limit)
+                delay = self._delay(units, now, self.limit)
+                if bulk and self.reserve and delay <= 0:
+                    # The reserve must be free again within reserve_within seconds.
+                    delay = self._delay(units, now, self.limit - self.reserve) \
+                        - self.reserve_within
                 if delay <= 0:
                     break
                 if math.isinf(delay):

@@ -147,12 +147,12 @@ def test_the_pacer_lets_fresh_mail_past_an_import() -> None:
             waiting.set()  # the pacer decided to wait for the window
             await asyncio.Event().wait()
 
-        pacer = QuotaPacer(100, window=60.0, clock=lambda: 0.0, sleep=sleep, bulk_share=0.5)
+        pacer = QuotaPacer(100, window=60.0, clock=lambda: 0.0, sleep=sleep, reserve=50)
         for _ in range(5):
             pacer.settle(await pacer.acquire(10, bulk=True))
         import_waits = asyncio.create_task(pacer.acquire(10, bulk=True))
         await asyncio.wait_for(waiting.wait(), timeout=1)
-        assert not import_waits.done()  # bulk has had its half
+        assert not import_waits.done()  # nothing leaves the window soon: the reserve stays
         for _ in range(5):  # fresh mail: not behind the waiting import call
             pacer.settle(await asyncio.wait_for(pacer.acquire(10), timeout=1))
         import_waits.cancel()
