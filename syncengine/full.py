@@ -70,17 +70,21 @@ class Plan:
         self._whole: set[str] = set()  # threads fetched with threads.get
         self._alone: set[str] = set()  # messages fetched with messages.get
 
-    def split(self, listed: Iterable[tuple[str, str]]) -> list[Fetch]:
+    def split(self, listed: Iterable[tuple[str, str]], *, whole: bool = False) -> list[Fetch]:
         """The calls fetching one page of (message id, thread id): threads whole first,
         then lone messages. A message fetched already (listed again: an import lists
-        the inbox, then everything) is not fetched twice."""
+        the inbox, then everything) is not fetched twice. ``whole``: every thread is
+        fetched whole, whatever its messages on the page (an import's inbox: each
+        conversation complete, its earlier messages outside the inbox included)."""
         by_thread: dict[str, list[str]] = {}
         for message_id, thread_id in listed:
             if thread_id not in self._whole and message_id not in self._alone:
                 by_thread.setdefault(thread_id, []).append(message_id)
-        threads = [Fetch(t, tuple(ids), True) for t, ids in by_thread.items() if len(ids) >= 2]
+        least = 1 if whole else 2
+        threads = [Fetch(t, tuple(ids), True) for t, ids in by_thread.items()
+                   if len(ids) >= least]
         singles = [Fetch(ids[0], (ids[0],), False) for ids in by_thread.values()
-                   if len(ids) == 1]
+                   if len(ids) < least]
         self._whole.update(f.id for f in threads)
         self._alone.update(f.id for f in singles)
         return threads + singles
@@ -163,12 +167,14 @@ class Answered:
 Listed = list[tuple[str, str]]  # (message id, thread id) of one listed page
 
 
-async def mirror(ctx: SyncContext, pages: AsyncIterator[Listed], plan: Plan) -> None:
-    """Fetch and store every message of ``pages`` (then return)."""
+async def mirror(ctx: SyncContext, pages: AsyncIterator[Listed], plan: Plan, *,
+                 whole: bool = False) -> None:
+    """Fetch and store every message of ``pages`` (then return); ``whole``: every
+    listed message's whole thread (:meth:`Plan.split`)."""
     run = ctx.run
     answered: asyncio.Queue[Any] = asyncio.Queue()  # Answered, an exception, or _DONE
     held = Held(HELD_MESSAGES, HELD_BYTES)
-    producer = asyncio.create_task(_produce(ctx, pages, plan, answered, held))
+    producer = asyncio.create_task(_produce(ctx, pages, plan, answered, held, whole))
     try:
         done = False
         while not done:
@@ -204,7 +210,7 @@ async def mirror(ctx: SyncContext, pages: AsyncIterator[Listed], plan: Plan) -> 
 
 
 async def _produce(ctx: SyncContext, pages: AsyncIterator[Listed], plan: Plan,
-                   answered: asyncio.Queue[Any], held: Held) -> None:
+                   answered: asyncio.Queue[Any], held: Held, whole: bool) -> None:
     """Send the pages' calls in batches, as ``plan`` says, while ``held`` allows; each
     batch's messages (or its error) go to ``answered``, then :data:`_DONE`."""
     client = ctx.client
@@ -228,7 +234,7 @@ async def _produce(ctx: SyncContext, pages: AsyncIterator[Listed], plan: Plan,
 
     try:
         async for listed in pages:
-            pending += plan.split(listed)
+            pending += plan.split(listed, whole=whole)
             if pending:
                 await send(more_coming=True)
         await send(more_coming=False)

@@ -1,7 +1,7 @@
 """Imports: a full sync as a resumable job that never holds up new mail.
 
-An import mirrors the whole mailbox: the open inbox first (``INBOX``, newest first), then
-every message, newest to oldest. It holds an import lock of its own, not the service's
+An import mirrors the whole mailbox: the open inbox first (``INBOX``, newest first, each
+of its conversations whole), then every message, newest to oldest. It holds an import lock of its own, not the service's
 sync lock, so incremental syncs go on beside it: new mail is mirrored within seconds
 while a large mailbox imports for hours. The two never write at the same time
 (:func:`syncengine.store.lock_writes`), and the import never writes over a newer state:
@@ -175,7 +175,10 @@ async def run(ctx: SyncContext, job: ImportJob) -> int:
         progress.phase = "listing labels"
         labels = await _label_sets(ctx)
     progress.phase = "importing inbox"
-    await mirror(ctx, _pages(ctx, job, start, ("INBOX",), labels), plan)
+    # Each open conversation whole (a full import), so that the agents see complete
+    # threads first: one threads.get costs two messages.get.
+    await mirror(ctx, _pages(ctx, job, start, ("INBOX",), labels), plan,
+                 whole=job.kind == "full")
     progress.phase = "importing"
     await mirror(ctx, _pages(ctx, job, start, (), labels), plan)
 
