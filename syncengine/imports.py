@@ -1,9 +1,9 @@
 """Imports: a full sync as a resumable job that never holds up new mail.
 
 An import mirrors the whole mailbox: the open inbox first (``INBOX``, newest first, each
-of its conversations whole), then every message, newest to oldest. It holds an import lock of its own, not the service's
-sync lock, so incremental syncs go on beside it: new mail is mirrored within seconds
-while a large mailbox imports for hours. The two never write at the same time
+of its conversations whole), then every message, newest to oldest. It holds an import
+lock of its own, not the service's sync lock, so incremental syncs go on beside it: new
+mail is mirrored within seconds while a large mailbox imports for hours. The two never write at the same time
 (:func:`syncengine.store.lock_writes`), and the import never writes over a newer state:
 the store skips a copy older than the stored one, or than a removal an incremental
 recorded meanwhile (a tombstone).
