@@ -3,10 +3,10 @@
 An import mirrors the whole mailbox: the open inbox first (``INBOX``, newest first, each
 of its conversations whole), then every message, newest to oldest. It holds an import
 lock of its own, not the service's sync lock, so incremental syncs go on beside it: new
-mail is mirrored within seconds while a large mailbox imports for hours. The two never write at the same time
-(:func:`syncengine.store.lock_writes`), and the import never writes over a newer state:
-the store skips a copy older than the stored one, or than a removal an incremental
-recorded meanwhile (a tombstone).
+mail is mirrored within seconds while a large mailbox imports for hours. The two never
+write at the same time (:func:`syncengine.store.lock_writes`), and the import never
+writes over a newer state: the store skips a copy older than the stored one, or than a
+removal an incremental recorded meanwhile (a tombstone).
 
 It starts from the mailbox's ``historyId`` (``start``): the service's cursor moves there
 at once, so the incremental syncs take every change after it, and the import every
