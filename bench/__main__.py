@@ -7,7 +7,8 @@
 
 Scenarios: quota (1. full sync under quota, with the original algorithm as
 reference), ingest (2. ingest ceiling, profiled), freshness (3.), consumer (4.
-consumer throughput), memory (5.), transport (the Gmail transport comparison).
+consumer throughput), memory (5.), transport (the Gmail transport comparison),
+imports (6. imports under the 2026 and legacy quota models: issue #16).
 
 Results go to ``<results-dir>/latest.json`` (merged with earlier results, one entry
 per scenario) and, unless ``--no-markdown``, into the generated blocks of
@@ -32,7 +33,7 @@ from typing import Any
 from bench import env, procs, report
 from bench.harness import SIZES, Harness
 
-SCENARIOS = ("quota", "ingest", "memory", "freshness", "consumer", "transport")
+SCENARIOS = ("quota", "ingest", "memory", "freshness", "consumer", "transport", "imports")
 DEFAULT_RESULTS = procs.ROOT / "bench" / "results"
 DEFAULT_MARKDOWN = procs.ROOT / "BENCHMARKS.md"
 
@@ -66,6 +67,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=None,
                         help="size of the bulk mailbox (quota, ingest, memory) instead of "
                              "the size's default")
+    parser.add_argument("--compress", type=float, default=None, metavar="FACTOR",
+                        help="imports: the 2026 minute is 60/FACTOR seconds (default 10; "
+                             "1: Google's real minute, a 10,000-message import then takes "
+                             "about 20 minutes)")
     return parser.parse_args(argv)
 
 
@@ -91,6 +96,10 @@ async def _scenario(name: str, h: Harness, args: argparse.Namespace,
         from bench import throughput
 
         return await throughput.run(h)
+    if name == "imports":
+        from bench import imports
+
+        return await imports.run(h)
     from bench import transport
 
     return await transport.run(h)
@@ -144,6 +153,8 @@ async def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         sizes = replace(sizes, reference_threads=args.reference_threads)
     if args.messages is not None:
         sizes = replace(sizes, quota_messages=args.messages)
+    if args.compress is not None:
+        sizes = replace(sizes, import_compress=args.compress)
     started_at, started = env.now_iso(), time.perf_counter()
     machine = env.machine()
     results: dict[str, Any] = {}

@@ -50,6 +50,14 @@ class Sizes:
     # transport comparison
     transport_messages: int
     quota_units_per_second: float = 250.0
+    # 6. imports under both quota models
+    import_compress: float = 10.0  # the 2026 minute is 60/import_compress seconds
+    inbox_messages: int = 3000
+    inbox_threads: int = 100
+    project_mailboxes: int = 50  # per process, 3 processes
+    project_at_once: int = 10  # importing at a time per process
+    project_messages: int = 100  # per mailbox
+    project_units: int = 40_000  # the project's budget per (compressed) minute
 
 
 SIZES: dict[str, Sizes] = {
@@ -58,7 +66,8 @@ SIZES: dict[str, Sizes] = {
         ingest_runs=1, ingest_profile=("cprofile",), memory_sizes=(),
         fleet_mailboxes=4, fleet_seed_messages=3, freshness_rate=4.0, freshness_seconds=2.0,
         freshness_latencies_ms=(0.0,), consumer_changes_per_mailbox=5, consumer_runs=1,
-        transport_messages=60),
+        transport_messages=60, import_compress=60.0, inbox_messages=300, inbox_threads=20,
+        project_mailboxes=4, project_at_once=2, project_messages=10, project_units=3000),
     "default": Sizes(
         name="default", quota_messages=10_000, quota_latency_ms=50, reference_threads=None,
         ingest_runs=3, ingest_profile=("cprofile", "pyinstrument"), memory_sizes=(),

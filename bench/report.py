@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DASH = "\u2013"  # an en dash, for empty cells
-ORDER = ("quota", "ingest", "memory", "freshness", "consumer", "transport")
+ORDER = ("quota", "ingest", "memory", "freshness", "consumer", "transport", "imports")
 
 
 # --------------------------------------------------------------------------- JSON
@@ -245,8 +245,45 @@ def _transport(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _imports(r: dict[str, Any]) -> list[str]:
+    out = ["| model | messages | seconds | units | calls | rate-limited | quota used "
+           "(burst incl.) | of the sustained rate | user window |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, p in r["by_profile"].items():
+        g = p["gmail"]
+        out.append(f"| {name} | {fmt(p['messages'])} | {fmt(p['elapsed_s'], 1)} | "
+                   f"{fmt(g['units'])} | {fmt(g['calls'])} | {fmt(g['rate_limited'])} | "
+                   f"{fmt(p['quota_used_pct'], 1)} % | {fmt(p['of_sustained_rate_pct'], 1)} % "
+                   f"| {fmt(p['user_window_s'], 1)} s |")
+    i, k, pr = r["inbox_first"], r["killed"], r["project"]
+    out += ["",
+            f"Inbox first: the {fmt(i['threads_wanted'])} threads with the newest INBOX mail "
+            f"({fmt(i['messages_wanted'])} messages) of a {fmt(i['messages'])}-message "
+            f"mailbox were committed {fmt(i['seconds'], 1)} s after the connect's sync began "
+            f"({fmt(i['committed_by_then'])} messages stored and {fmt(i['units_by_then'])} "
+            "units spent by then).",
+            "",
+            f"SIGKILL at {fmt(100 * (k['killed_at_fraction'] or 0), 0)} % stored: "
+            f"{fmt(k['units_before_kill'])} units before the kill, {fmt(k['units_in_all'])} in "
+            f"all with the resumed import, against {fmt(k['uninterrupted_units'])} "
+            f"uninterrupted: {fmt(k['charged_again_pct'], 2)} % charged again "
+            f"({fmt(k['rows'])} messages mirrored at the end).",
+            "",
+            f"Project budget: {pr['processes']} processes x "
+            f"{fmt(pr['mailboxes'] // pr['processes'])} mailboxes "
+            f"({pr['at_once_per_process']} importing at a time in each, "
+            f"{fmt(pr['messages_per_mailbox'])} messages each), budget "
+            f"{fmt(pr['project_units_per_window'])} units per {fmt(pr['project_window_s'], 1)} s: "
+            f"{fmt(pr['project_refusals'])} project refusals, highest window "
+            f"{fmt(pr['peak_window_units'])} units ({fmt(pr['peak_pct_of_budget'], 1)} % of the "
+            f"budget), {fmt(pr['project_used_pct'], 1)} % of the budget used over "
+            f"{fmt(pr['elapsed_s'], 1)} s, {fmt(pr['messages'])} messages, "
+            f"{fmt(pr['failures'])} failed imports."]
+    return out
+
+
 DETAILS = {"quota": _quota, "ingest": _ingest, "memory": _memory, "freshness": _freshness,
-           "consumer": _consumer, "transport": _transport}
+           "consumer": _consumer, "transport": _transport, "imports": _imports}
 
 
 def scenario_block(result: dict[str, Any]) -> str:

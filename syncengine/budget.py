@@ -62,7 +62,8 @@ class BudgetConfig:
 
     @classmethod
     def from_profile(cls, profile: QuotaProfile, **overrides: object) -> BudgetConfig:
-        base = cls(units_per_window=profile.project_units_per_minute, window=60.0,
+        base = cls(units_per_window=profile.project_units_per_minute,
+                   window=profile.project_window,
                    daily_units=profile.daily_units,
                    chunk=max(1, min(10_000, profile.project_units_per_minute // 400)))
         return cls(**{**{f: getattr(base, f) for f in cls.__dataclass_fields__}, **overrides})
