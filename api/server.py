@@ -10,11 +10,9 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from api.app import create_app
 from api.ops import create_ops_app
-from delightbridge.httpserver import make_runner
+from delightbridge.httpserver import check_free, listen, make_runner
 from delightbridge.settings import Settings
 
 
@@ -34,11 +32,6 @@ class Ports:
     ops: int
 
 
-def _bound_port(runner: web.AppRunner, asked: int) -> int:
-    addresses = runner.addresses
-    return int(addresses[-1][1]) if addresses else asked
-
-
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, host: str, port: int, ops_host: str,
                   ops_port: int) -> AsyncIterator[Ports]:
@@ -51,9 +44,10 @@ async def serving(settings: Settings, host: str, port: int, ops_host: str,
         ops_runner = make_runner(create_ops_app(app), settings)
         await ops_runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
-            await web.TCPSite(ops_runner, ops_host, ops_port).start()
-            yield Ports(_bound_port(runner, port), _bound_port(ops_runner, ops_port))
+            api_port = await listen(runner, host, port, "the API (--port)")
+            bound_ops = await listen(ops_runner, ops_host, ops_port,
+                                     "the operations port (--ops-port)")
+            yield Ports(api_port, bound_ops)
         finally:
             await ops_runner.cleanup()
     finally:
@@ -62,6 +56,8 @@ async def serving(settings: Settings, host: str, port: int, ops_host: str,
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     ops_host = args.ops_host or args.host
+    check_free(args.host, args.port, "the API (--port)")  # before the database is opened
+    check_free(ops_host, args.ops_port, "the operations port (--ops-port)")
     async with serving(settings, args.host, args.port, ops_host, args.ops_port) as ports:
         print(f"DelightBridge Sync API listening on http://{args.host}:{ports.api}; "
               f"operations on http://{ops_host}:{ports.ops}", flush=True)

@@ -26,7 +26,7 @@ from consumer import store
 from consumer.metrics import ConsumerMetrics
 from consumer.push import PushEndpoint
 from delightbridge.healthcheck import PeriodicCheck
-from delightbridge.httpserver import make_runner
+from delightbridge.httpserver import listen, make_runner
 from delightbridge.settings import Settings
 
 log = logging.getLogger("consumer.http")
@@ -98,7 +98,9 @@ class HttpServer:
     """An aiohttp app on host:port, started and stopped by the worker."""
 
     def __init__(self, app: web.Application, host: str, port: int,
-                 shutdown_timeout: float, settings: Settings) -> None:
+                 shutdown_timeout: float, settings: Settings, *,
+                 what: str = "the consumer's HTTP port (CONSUMER_HTTP_PORT)") -> None:
+        self.what = what
         self._runner = make_runner(app, settings, shutdown_timeout=shutdown_timeout)
         self._host = host
         self._port = port
@@ -108,10 +110,7 @@ class HttpServer:
     async def start(self) -> None:
         await self._runner.setup()
         self._set_up = True
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        addresses = self._runner.addresses
-        self.port = int(addresses[0][1]) if addresses else self._port
+        self.port = await listen(self._runner, self._host, self._port, self.what)
         log.info("consumer HTTP on %s:%s", self._host, self.port, extra={
             "action": "consumer.http_started", "host": self._host, "port": self.port})
 

@@ -141,7 +141,8 @@ class Worker:
             if push is not None:
                 public = HttpServer(create_push_app(push), cfg.http_host, cfg.push_port,
                                     shutdown_timeout=cfg.shutdown_timeout + 5,
-                                    settings=self.settings)
+                                    settings=self.settings,
+                                    what="the push endpoint (CONSUMER_PUSH_PORT)")
                 await public.start()
                 stack.push_async_callback(public.stop)
                 self.push_port = public.port

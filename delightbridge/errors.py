@@ -142,3 +142,29 @@ class OAuthRefused(DelightBridgeError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"Google refused the refresh token: {reason}")
+
+
+class DemoAlreadyRunning(DelightBridgeError):
+    """Another demo holds the data directory: a second one would reset its mailboxes."""
+
+    code = "demo_running"
+
+    def __init__(self, data_dir: str, pid: int | None) -> None:
+        self.data_dir = data_dir
+        self.pid = pid
+        who = f" (pid {pid})" if pid else ""
+        super().__init__(
+            f"a demo is already running from {data_dir}{who}: stop it first (Ctrl-C), "
+            "or give this one a data directory of its own (DELIGHTBRIDGE_DATA_DIR)")
+
+
+class PortUnavailable(DelightBridgeError):
+    """A server could not listen where it was told to (the port is in use, say)."""
+
+    code = "port_unavailable"
+
+    def __init__(self, what: str, host: str, port: int, reason: str) -> None:
+        self.what = what
+        self.host = host
+        self.port = port
+        super().__init__(f"cannot listen on {host}:{port} for {what}: {reason}")

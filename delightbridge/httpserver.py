@@ -26,7 +26,9 @@ rather than in production.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +36,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 
+from delightbridge.errors import PortUnavailable
 from delightbridge.settings import Settings
 
 log = logging.getLogger("delightbridge.http")
@@ -97,3 +100,33 @@ def make_runner(app: web.Application, settings: Settings, *,
                       shutdown_timeout=shutdown_timeout, max_field_size=MAX_FIELD_SIZE,
                       max_line_size=MAX_LINE_SIZE,
                       keepalive_timeout=settings.http_idle_timeout_seconds, **kwargs)
+
+
+async def listen(runner: web.AppRunner, host: str, port: int, what: str) -> int:
+    """Serve ``runner`` (set up) on ``host:port`` (0: any free port); the port bound.
+    A port in use, or not ours to take, is :class:`PortUnavailable`: one line for the
+    operator, not a traceback."""
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise PortUnavailable(what, host, port, _reason(exc)) from None
+    bound = [a for a in runner.addresses if isinstance(a, tuple)]
+    return int(bound[-1][1]) if bound else port
+
+
+def check_free(host: str, port: int, what: str) -> None:
+    """Raise :class:`PortUnavailable` now if ``host:port`` cannot be listened on, before
+    a command starts anything else (the demo: its database, its simulator)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortUnavailable(what, host, port, _reason(exc)) from None
+
+
+def _reason(exc: OSError) -> str:
+    return {errno.EADDRINUSE: "the port is in use (another process listens there)",
+            errno.EACCES: "permission denied (ports below 1024 need privileges)",
+            errno.EADDRNOTAVAIL: "no such address on this machine"}.get(
+                exc.errno or 0, exc.strerror or type(exc).__name__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,19 @@ async def test_status_lists_existing_services(db_url: str, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "svc-noji" in result.stdout
     assert "connected" in result.stdout
+
+
+def test_a_port_in_use_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, what in ((("--port", str(port)), "the API (--port)"),
+                           (("--port", "0", "--ops-port", str(port)),
+                            "the operations port (--ops-port)")):
+            result = run_cli("serve", *args, cwd=tmp_path)
+            assert result.returncode == 1
+            assert result.stderr.strip().splitlines() == [
+                f"delightbridge: cannot listen on 127.0.0.1:{port} for {what}: the port is "
+                "in use (another process listens there)"]
+    assert not (tmp_path / ".delightbridge").exists()  # no database was started
