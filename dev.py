@@ -5,18 +5,22 @@
     python3 dev.py test    # the whole test suite
 
 Both create ./.venv on first use and install the pinned dependencies
-(constraints.txt) into it; later runs reinstall only when pyproject.toml or
-constraints.txt changed. Extra arguments are passed on (``test -k settings``).
+(constraints.txt) into it: ``run`` the service's own, ``test`` the test tools too;
+later runs reinstall only when pyproject.toml or constraints.txt changed. Extra
+arguments are passed on (``test -k settings``). Ctrl-C (or SIGTERM) reaches the
+command, which stops cleanly; this script waits for it and exits with its code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
 from pathlib import Path
+from types import FrameType
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -31,30 +35,62 @@ def _fingerprint() -> str:
     return digest.hexdigest()
 
 
-def ensure_venv() -> None:
+def ensure_venv(extras: str) -> None:
+    """A .venv holding the project with ``extras`` ("" or "dev": dev includes all)."""
     if not (BIN / "python").exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     fingerprint = _fingerprint()
-    if STAMP.exists() and STAMP.read_text() == fingerprint:
-        return
+    wanted = extras or "run"
+    have = STAMP.read_text().split() if STAMP.exists() else []
+    if have[:1] == [fingerprint] and (wanted in have[1:] or "dev" in have[1:]):
+        return  # "dev" holds everything "run" needs
     print("installing dependencies into .venv (first run only) ...", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "-c", "constraints.txt", "-e", ".[dev]"], cwd=ROOT, check=True)
-    STAMP.write_text(fingerprint)
+    target = f".[{extras}]" if extras else "."
+    subprocess.run([*pip, "install", "-c", "constraints.txt", "-e", target], cwd=ROOT,
+                   check=True)
+    STAMP.write_text(f"{fingerprint} {wanted}")
+
+
+def run_forwarding_signals(cmd: list[str]) -> int:
+    """Run ``cmd``; SIGINT and SIGTERM are passed to it (a terminal's Ctrl-C reaches it
+    anyway), and this waits for it to stop, so nothing is left running."""
+    child = subprocess.Popen(cmd, cwd=ROOT)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # pragma: no cover - the handler above replaces it
+            continue
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("run", "test"):
         print(__doc__)
         return 2
-    ensure_venv()
     command, rest = argv[0], argv[1:]
+    try:
+        ensure_venv("" if command == "run" else "dev")
+    except KeyboardInterrupt:
+        print("stopped while installing; the next run installs again", file=sys.stderr)
+        return 130
+    except subprocess.CalledProcessError as exc:
+        print(f"installing dependencies failed (pip exited with {exc.returncode})",
+              file=sys.stderr)
+        return 1
     if command == "run":
         cmd = [str(BIN / "delightbridge"), "demo", *rest]
     else:
         cmd = [str(BIN / "python"), "-m", "pytest", *rest]
-    return subprocess.call(cmd, cwd=ROOT)
+    code = run_forwarding_signals(cmd)
+    return 130 if code == -signal.SIGINT else code
 
 
 if __name__ == "__main__":

@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
+        # Other commands reach a running demo (its demo.env); the demo itself must not.
+        settings = Settings.from_env(demo=args.command != "demo")
     except ConfigError as exc:
         print(f"delightbridge: invalid configuration: {exc}", file=sys.stderr)
         return 2

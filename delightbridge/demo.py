@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import random
 import secrets
 import signal
@@ -29,6 +30,8 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
+
 from api.server import Ports, serving
 from api.sessions import mint_admin_cookie
 from consumer.config import ConsumerConfig
@@ -36,11 +39,13 @@ from consumer.handler import Delivery, Outcome
 from consumer.worker import Worker
 from db.pool import database_url, open_pool
 from db.queries import query
-from delightbridge import pubsub_emulator
+from delightbridge import demo_dir, logs, pubsub_emulator
+from delightbridge.httpserver import check_free
 from delightbridge.settings import Settings
 from gmailsim import Simulator, oidc
 from gmailsim.push import PushConfig
 from gmailsim.server import RunningSimulator, serve
+from syncengine import imports
 from syncengine.cli import ProgressLine
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.watch import WatchSettings, renew_all, renewal_schedule
@@ -105,13 +110,27 @@ async def _run_service(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
-    stop = _stop_event()
     data_dir = settings.data_dir.expanduser().resolve()
+    # The demo's own lines tell what happens; logs show only what goes wrong, as text
+    # even when piped, unless LOG_LEVEL or LOG_FORMAT say otherwise.
+    settings = dataclasses.replace(
+        settings,
+        log_level=settings.log_level if "LOG_LEVEL" in os.environ else "WARNING",
+        log_format=settings.log_format if "LOG_FORMAT" in os.environ else "text")
+    logs.configure(settings)
+    with demo_dir.hold(data_dir):  # a second demo stops here, having touched nothing
+        check_free("127.0.0.1", args.port, "the demo's API (--port)")
+        return await _run_local_held(settings, args, data_dir)
+
+
+async def _run_local_held(settings: Settings, args: argparse.Namespace, data_dir: Path) -> int:
+    stop = _stop_event()
     settings = dataclasses.replace(
         settings, database_url=await database_url(settings),
-        auth_secret=settings.auth_secret or _demo_secret(data_dir),
+        auth_secret=settings.auth_secret or await asyncio.to_thread(_demo_secret, data_dir),
         admin_emails=settings.admin_emails | {ADMIN},
         pubsub_project="delightbridge-demo")
+    code = 0
     async with contextlib.AsyncExitStack() as stack:
         emulator = await _start_emulator(stack, data_dir)
         if emulator:
@@ -126,37 +145,35 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
             settings, gmail_api_endpoint=running.base_url,
             google_oauth_token_uri=running.token_uri,
             google_client_id=sim.client_id, google_client_secret=sim.client_secret)
-        await _demo_services(settings, sim, args.seed)
+        kept = _Kept(sim, data_dir / demo_dir.GMAIL_STATE)
+        resumed = await _restore_or_create(settings, sim, kept, args.seed)
         ports = await stack.enter_async_context(
             serving(settings, "127.0.0.1", args.port, "127.0.0.1", 0))
-        _banner(settings, ports, emulator)
-
+        await asyncio.to_thread(demo_dir.write_env, data_dir, _demo_env(settings, ports))
+        stack.push_async_callback(kept.save)  # the mailboxes as they are when it stops
         async with open_pool(settings, max_size=4) as pool, SyncEngine.open(
             pool, EngineConfig.from_settings(settings)
         ) as engine:
             await renew_all(engine, WatchSettings.from_settings(settings))
             for service_id, *_ in MAILBOXES:
-                _say(f"initial full sync of {service_id}:")
-                bar = ProgressLine(sys.stdout)
-                result = await engine.sync(service_id, mode="full", trigger="connect",
-                                           on_progress=bar)
-                bar.close()
-                _say(f"  {result.messages_processed} messages in {result.threads_processed} "
-                     f"threads, {result.duration:.1f} s")
+                if not await _unless_stopped(stop, _first_sync(engine, service_id, resumed)):
+                    _say("demo stopped")
+                    return 0  # stopped as asked
             tasks = [asyncio.create_task(_new_mail(sim, args.mail_every, stop), name="mail"),
-                     asyncio.create_task(_renewal_loop(settings, stop), name="renewal")]
+                     asyncio.create_task(_renewal_loop(settings, stop), name="renewal"),
+                     asyncio.create_task(kept.every(15.0, stop), name="keep")]
             worker = Worker(settings, _consumer_config(settings, running, emulator),
                             observers=[_live_line])
             consumer = asyncio.create_task(worker.run(), name="consumer")
-            if not emulator:
-                started = asyncio.create_task(worker.started.wait())
-                await _until(stop, consumer, started)
-                started.cancel()
-                if worker.started.is_set() and worker.push_port is not None:
+            started = asyncio.create_task(worker.started.wait())
+            await _until(stop, consumer, started)
+            if worker.started.is_set():
+                if not emulator and worker.push_port is not None:
                     await running.notifier.set_push_endpoint(
                         f"http://127.0.0.1:{worker.push_port}/pubsub/push")
-            _say("live: a line per synced notification (Ctrl-C stops)")
-            await _until(stop, consumer, *tasks)
+                _banner(settings, ports, emulator, worker, resumed)
+                _say("live: a line per synced notification (Ctrl-C stops)")
+                await _until(stop, consumer, *tasks)
             worker.stop.set()
             code = await consumer
             stop.set()
@@ -165,6 +182,96 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
             await asyncio.gather(*tasks, return_exceptions=True)
     _say("demo stopped")
     return code
+
+
+class _Kept:
+    """The simulated mailboxes, kept in the data directory across restarts."""
+
+    def __init__(self, sim: Simulator, path: Path) -> None:
+        self.sim = sim
+        self.path = path
+
+    async def load(self) -> bool:
+        """Take up the kept mailboxes; False when there are none (or unreadable)."""
+        try:
+            data = await asyncio.to_thread(self.path.read_bytes)
+        except FileNotFoundError:
+            return False
+        try:
+            self.sim.load_state(data)
+        except Exception as exc:  # another seed, an older release: start afresh
+            _say(f"kept mailboxes not usable ({type(exc).__name__}): starting afresh")
+            return False
+        return True
+
+    async def save(self) -> None:
+        await asyncio.to_thread(self._write, self.sim.dump_state())
+
+    def _write(self, data: bytes) -> None:
+        partial = self.path.with_suffix(".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(partial, self.path)
+
+    async def every(self, seconds: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=seconds)
+            await self.save()
+
+
+async def _restore_or_create(settings: Settings, sim: Simulator, kept: _Kept,
+                             seed: int) -> bool:
+    """The kept mailboxes and services when both are there (True); else fresh ones."""
+    async with open_pool(settings, max_size=2) as pool:
+        present = {r["id"]: r["refresh_token"] for r in await pool.fetch(
+            query("demo_services"), [service_id for service_id, *_ in MAILBOXES])}
+        if len(present) == len(MAILBOXES) and await kept.load() and all(
+                sim.tokens.knows_refresh_token(token) for token in present.values()):
+            return True
+        await _demo_services(pool, sim, seed)
+        return False
+
+
+async def _first_sync(engine: SyncEngine, service_id: str, resumed: bool) -> None:
+    """A new demo imports each mailbox; a restarted one catches up with what changed
+    while it was stopped (and resumes an import it left unfinished)."""
+    bar = ProgressLine(sys.stdout)
+    try:
+        if resumed:
+            _say(f"catching up with {service_id}:")
+            result = await engine.sync(service_id, trigger="poll", on_progress=bar)
+            job = await imports.get(engine.pool, service_id)
+            if job is not None and job.status in ("pending", "running"):
+                result = await engine.run_import(service_id, trigger="connect",
+                                                 on_progress=bar) or result
+        else:
+            _say(f"initial full sync of {service_id}:")
+            result = await engine.sync(service_id, mode="full", trigger="connect",
+                                       on_progress=bar)
+    finally:
+        bar.close()
+    _say(f"  {result.mode}: {result.messages_processed} messages in "
+         f"{result.threads_processed} threads, {result.duration:.1f} s")
+
+
+def _demo_env(settings: Settings, ports: Ports) -> dict[str, str]:
+    """What another delightbridge command needs to reach this demo."""
+    values = {
+        "DATABASE_URL": settings.database_url or "",
+        "AUTH_SECRET": settings.auth_secret or "",
+        "ADMIN_EMAILS": ",".join(sorted(settings.admin_emails)),
+        "GOOGLE_CLIENT_ID": settings.google_client_id or "",
+        "GOOGLE_CLIENT_SECRET": settings.google_client_secret or "",
+        "GOOGLE_OAUTH_TOKEN_URI": settings.google_oauth_token_uri,
+        "GMAIL_API_ENDPOINT": settings.gmail_api_endpoint,
+        "PUBSUB_PROJECT": settings.pubsub_project,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
+    }
+    if settings.pubsub_emulator_host:
+        values["PUBSUB_EMULATOR_HOST"] = settings.pubsub_emulator_host
+    return values
 
 
 def _consumer_config(settings: Settings, running: RunningSimulator, emulator: str | None
@@ -204,29 +311,36 @@ async def _start_emulator(stack: contextlib.AsyncExitStack, data_dir: Path) -> s
     return host
 
 
-async def _demo_services(settings: Settings, sim: Simulator, seed: int) -> None:
-    """Fresh demo mailboxes and their services (the simulator starts empty each run)."""
-    async with open_pool(settings, max_size=2) as pool:
-        for n, (service_id, name, address, messages, threads) in enumerate(MAILBOXES):
-            mailbox = sim.create_mailbox(address, name=name)
-            sim.seed(address, messages=messages, threads=threads, seed=seed + n)
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(query("demo_remove_service"), service_id)
-                await conn.execute(query("demo_add_service"), service_id, name, address,
-                                   mailbox.refresh_token)
+async def _demo_services(pool: asyncpg.Pool, sim: Simulator, seed: int) -> None:
+    """Fresh demo mailboxes and their services (the first start, or kept ones lost)."""
+    for n, (service_id, name, address, messages, threads) in enumerate(MAILBOXES):
+        mailbox = sim.create_mailbox(address, name=name)
+        sim.seed(address, messages=messages, threads=threads, seed=seed + n)
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(query("demo_remove_service"), service_id)
+            await conn.execute(query("demo_add_service"), service_id, name, address,
+                               mailbox.refresh_token)
 
 
-def _banner(settings: Settings, ports: Ports, emulator: str | None) -> None:
+def _banner(settings: Settings, ports: Ports, emulator: str | None, worker: Worker,
+            resumed: bool) -> None:
     cookie = mint_admin_cookie(settings, ADMIN)
     base = f"http://127.0.0.1:{ports.api}"
+    consumer = f"http://127.0.0.1:{worker.http_port}/healthz, /readyz and /metrics"
+    if worker.push_port is not None:
+        consumer += f"; push endpoint http://127.0.0.1:{worker.push_port}/pubsub/push"
+    kept = "kept from the last run" if resumed else "new"
     _say(f"""
 DelightBridge Sync demo
   API            {base}   (OpenAPI: {base}/api/openapi.json)
   operations     http://127.0.0.1:{ports.ops}/metrics and /readyz
+  consumer       {consumer}
   Gmail          simulator at {settings.gmail_api_endpoint}
   Pub/Sub        {"emulator at " + emulator if emulator else "push from the simulator"}
   database       {settings.database_url}
-  services       {", ".join(f"{s} <{a}>" for s, _, a, *_ in MAILBOXES)}
+  services       {", ".join(f"{s} <{a}>" for s, _, a, *_ in MAILBOXES)} ({kept})
+  data           {settings.data_dir}  (other delightbridge commands reach this demo:
+                 try `.venv/bin/delightbridge status`)
 
 Admin cookie:
   {cookie}
@@ -282,3 +396,20 @@ async def _until(stop: asyncio.Event, *tasks: asyncio.Task[object] | Awaitable[o
         if task.exception() is not None:
             log.error("demo component failed", exc_info=task.exception(),
                       extra={"action": "demo.failed", "task": task.get_name()})
+
+
+async def _unless_stopped(stop: asyncio.Event, step: Awaitable[None]) -> bool:
+    """Run ``step`` to its end (True, or its error), or cancel it if the demo is stopped
+    first (False): Ctrl-C during a first import stops at once, and the import resumes
+    on the next start."""
+    task = asyncio.ensure_future(step)
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()
+    return True

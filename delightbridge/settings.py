@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from delightbridge.demo_dir import running_env
 from delightbridge.errors import ConfigError
 
 LogFormat = Literal["json", "text"]
@@ -28,6 +29,9 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _RESOURCE_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
 _EMAIL_RE = re.compile(r"^[^@\s,]+@[^@\s,]+$")
+
+
+DEFAULT_DATA_DIR = Path(".delightbridge")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +85,7 @@ class Settings:
     events_secret: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
     log_format: LogFormat = "json"
-    data_dir: Path = Path(".delightbridge")
+    data_dir: Path = DEFAULT_DATA_DIR
 
     @classmethod
     def from_env(
@@ -89,14 +93,22 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         *,
         env_file: Path | None = None,
+        demo: bool | None = None,
     ) -> Settings:
         """Read settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
 
         The file is ``DELIGHTBRIDGE_ENV_FILE`` when set (it must exist), else ``./.env``
-        when present. Real environment variables win over the file.
+        when present. Real environment variables win over the file. With ``demo``
+        (default: when reading ``os.environ``), the settings of a demo running from the
+        data directory come between the two (:mod:`delightbridge.demo_dir`), so that
+        ``status``, ``sync`` or ``admin-session`` reach it.
         """
         env = dict(os.environ if environ is None else environ)
         merged = {**_read_env_file(env, env_file), **env}
+        if demo if demo is not None else environ is None:
+            raw_dir = merged.get("DELIGHTBRIDGE_DATA_DIR", "").strip()
+            data_dir = _path(raw_dir) if raw_dir else DEFAULT_DATA_DIR
+            merged = {**_read_env_file(env, env_file), **running_env(data_dir), **env}
         values: dict[str, Any] = {}
         for var in _VARIABLES:
             raw = merged.get(var.name)

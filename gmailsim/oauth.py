@@ -104,6 +104,19 @@ class TokenStore:
         self._lock = threading.Lock()
         self._t = _Tokens()
 
+    def dump(self) -> _Tokens:
+        """Every token and code, to keep across restarts (:meth:`Simulator.dump_state`)."""
+        with self._lock:
+            return _Tokens(dict(self._t.refresh), dict(self._t.access), dict(self._t.codes))
+
+    def load(self, tokens: _Tokens) -> None:
+        with self._lock:
+            self._t = tokens
+
+    def knows_refresh_token(self, token: str) -> bool:
+        with self._lock:
+            return token in self._t.refresh
+
     # --- minting ---------------------------------------------------------------------
 
     def issue_refresh_token(self, address: str, scopes: Sequence[str] = DEFAULT_SCOPES) -> str:

@@ -14,6 +14,7 @@ calls; a thread's id is the id of its first message, as in Gmail.
 from __future__ import annotations
 
 import hashlib
+import pickle
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -168,6 +169,30 @@ class Simulator:
             return self._mailboxes[address.lower()]
         except KeyError:
             raise UnknownMailbox(address) from None
+
+    # --- keeping state across restarts (the demo) -----------------------------------
+
+    _KEPT = ("_mailboxes", "_threads", "_ids", "_rng", "_factory")
+
+    def dump_state(self) -> bytes:
+        """The mailboxes, their history and every token, as bytes for
+        :meth:`load_state` in a later process (a pickle: load only what you wrote)."""
+        with self.lock:
+            kept = {name: getattr(self, name) for name in self._KEPT}
+            kept["tokens"] = self.tokens.dump()
+            kept["client"] = (self.client_id, self.client_secret)
+            return pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load_state(self, data: bytes) -> None:
+        """Take up the state :meth:`dump_state` gave, in place of this one's: the same
+        mailboxes, history ids and tokens (the OAuth client must be the same)."""
+        kept = pickle.loads(data)  # noqa: S301 - the demo's own file, written by dump_state
+        if kept["client"] != (self.client_id, self.client_secret):
+            raise ValueError("the state was dumped by a simulator with another OAuth client")
+        with self.lock:
+            for name in self._KEPT:
+                setattr(self, name, kept[name])
+            self.tokens.load(kept["tokens"])
 
     def addresses(self) -> list[str]:
         with self.lock:

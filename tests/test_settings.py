@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from delightbridge.errors import ConfigError
+from delightbridge import demo_dir
+from delightbridge.errors import ConfigError, DemoAlreadyRunning
 from delightbridge.settings import Settings, variable_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,3 +148,33 @@ def test_a_weak_auth_secret_is_refused(secret: str) -> None:
         Settings.from_env({"AUTH_SECRET": secret})
     assert secret.strip() not in str(err.value)
     assert Settings.from_env({"AUTH_SECRET": "s" * 32}).auth_secret == "s" * 32
+
+
+def test_a_running_demos_settings_come_between_the_env_file_and_the_environment(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    env_file = tmp_path / ".env"
+    env_file.write_text("LOG_LEVEL=ERROR\nPUBSUB_TOPIC=from-file\n")
+    environ = {"DELIGHTBRIDGE_DATA_DIR": str(data_dir), "PUBSUB_PROJECT": "from-environ"}
+
+    def read() -> Settings:
+        return Settings.from_env(environ, env_file=env_file, demo=True)
+
+    with demo_dir.hold(data_dir):
+        demo_dir.write_env(data_dir, {"DATABASE_URL": "postgresql://demo@/x?host=/tmp/s",
+                                      "PUBSUB_TOPIC": "from-demo",
+                                      "PUBSUB_PROJECT": "from-demo",
+                                      "AUTH_SECRET": "s" * 40})
+        settings = read()
+        assert settings.database_url == "postgresql://demo@/x?host=/tmp/s"
+        assert settings.pubsub_topic == "from-demo"  # over the file
+        assert settings.pubsub_project == "from-environ"  # under the environment
+        assert settings.log_level == "ERROR"
+        assert Settings.from_env(environ, env_file=env_file).database_url is None  # opt-in
+        with pytest.raises(DemoAlreadyRunning, match="already running"), \
+                demo_dir.hold(data_dir):
+            pass
+    # Stopped (the lock is free): its file, even if left behind, is not read.
+    demo_dir.write_env(data_dir, {"DATABASE_URL": "postgresql://stale@/x"})
+    assert read().database_url is None
