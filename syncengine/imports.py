@@ -180,7 +180,10 @@ async def run(ctx: SyncContext, job: ImportJob) -> int:
     await mirror(ctx, _pages(ctx, job, start, ("INBOX",), labels), plan,
                  whole=job.kind == "full")
     progress.phase = "importing"
+    progress.count_again()
     await mirror(ctx, _pages(ctx, job, start, (), labels), plan)
+    if progress.total is not None:
+        progress.total = progress.done  # Gmail's count includes spam, trash and drafts
 
     progress.phase = "reconciling"
     async with ctx.pool.acquire() as conn, conn.transaction():
@@ -188,7 +191,8 @@ async def run(ctx: SyncContext, job: ImportJob) -> int:
                                                      job.run_id, events=ctx.emit_events,
                                                      since=start)
         await store.advance_cursor(conn, ctx.account_id, start)
-        await conn.execute(query("import_complete"), ctx.account_id, job.run_id, uuid.uuid4())
+        await conn.execute(query("import_complete"), ctx.account_id, job.run_id, uuid.uuid4(),
+                           progress.done)
         await conn.execute(query("import_clear_tombstones"), ctx.account_id)
         progress.deleted += deleted
         progress.threads |= threads

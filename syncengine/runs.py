@@ -62,11 +62,19 @@ class Progress:
     total: int | None = None
     threads: set[str] = field(default_factory=set)
     began: float = field(default_factory=time.monotonic)
+    # An import lists the inbox, then every message: the second listing counts again
+    # from zero (what the first stored is skipped there), never below the first's count.
+    recount_from: int = 0
 
     @property
     def done(self) -> int:
         """Listed messages dealt with: stored, skipped, gone or another's."""
-        return self.stored + self.skipped + self.skipped_gone + self.conflicts
+        counted = self.stored + self.skipped + self.skipped_gone + self.conflicts
+        return max(self.recount_from, counted - self.recount_from)
+
+    def count_again(self) -> None:
+        """Start the listing that covers every message (see ``recount_from``)."""
+        self.recount_from = self.done
 
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left at the pace so far; None before there is a pace to go by."""

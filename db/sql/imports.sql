@@ -47,15 +47,17 @@ UPDATE delightbridge_sync.imports SET done = $3, updated_at = now()
 WHERE account_id = $1 AND run_id = $2
 
 -- The import is done: succeeded, unless a repair was asked for meanwhile, which then
--- becomes the pending import ($3: its run id), from a start of its own.
+-- becomes the pending import ($3: its run id), from a start of its own. $4: messages
+-- it went through, its done and total once succeeded (Gmail's count at the start
+-- included spam, trash and drafts).
 -- name: import_complete
 UPDATE delightbridge_sync.imports
 SET status = CASE WHEN again IS NULL THEN 'succeeded' ELSE 'pending' END,
     kind = coalesce(again, kind),
     run_id = CASE WHEN again IS NULL THEN run_id ELSE $3 END,
     start_history_id = CASE WHEN again IS NULL THEN start_history_id END,
-    total = CASE WHEN again IS NULL THEN total END,
-    done = CASE WHEN again IS NULL THEN done ELSE 0 END,
+    total = CASE WHEN again IS NULL THEN $4::integer END,
+    done = CASE WHEN again IS NULL THEN $4::integer ELSE 0 END,
     started_at = CASE WHEN again IS NULL THEN started_at END,
     requested_at = CASE WHEN again IS NULL THEN requested_at ELSE now() END,
     finished_at = CASE WHEN again IS NULL THEN now() END,

@@ -74,7 +74,10 @@ async def test_the_open_inbox_is_imported_first(setup: SyncSetup) -> None:
     stored_when_the_rest_began: set[str] = set()
     checks: list[asyncio.Task[None]] = []
 
+    most_done: list[int] = []
+
     def watch(progress: Progress) -> None:
+        most_done.append(progress.done)
         if progress.phase == "importing" and not checks:
             async def look() -> None:
                 rows = await setup.pool.fetch("SELECT gmail_message_id FROM emails")
@@ -85,6 +88,10 @@ async def test_the_open_inbox_is_imported_first(setup: SyncSetup) -> None:
     await asyncio.gather(*checks)
     assert inbox <= stored_when_the_rest_began
     await assert_mirror(setup.pool, setup.account_id, sim.snapshot(setup.address))
+    # Progress counts each message once, though the inbox is listed twice.
+    assert max(most_done) == len(mirrored)
+    job = await setup.pool.fetchrow("SELECT done, total FROM delightbridge_sync.imports")
+    assert (job["done"], job["total"]) == (len(mirrored), len(mirrored))
 
 
 # --------------------------------------------------------------------------- resuming
