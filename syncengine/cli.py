@@ -73,6 +73,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         pool, EngineConfig.from_settings(settings)
     ) as engine:
         try:
+            await engine.reachable(args.service_id)  # fails fast, before the sync lock
             result = await engine.sync(args.service_id, mode=args.mode, trigger="cli",
                                        wait=args.wait, on_progress=bar)
         finally:

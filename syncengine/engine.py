@@ -407,5 +407,11 @@ class SyncEngine:
                 reserve=reserve, reserve_within=self.config.fresh_within)
         return pacer
 
+    async def reachable(self, service_id: str) -> None:
+        """One ``getProfile`` (1 unit) before any lock is taken: an unreachable Gmail, an
+        unknown service or a revoked grant fails here, in seconds, holding nothing (an
+        operator's command must not keep a mailbox's lock while it retries)."""
+        await self.client_for(await self._load(service_id)).profile()
+
     async def service(self, service_id: str) -> ServiceRow:
         return await self._load(service_id)

@@ -94,6 +94,7 @@ async def _pending(client: GmailClient, cursor: int | None) -> set[str] | None:
 
 async def verify(engine: SyncEngine, service_id: str, *, deep: bool = False,
                  wait: float = 60.0) -> Drift:
+    await engine.reachable(service_id)
     async with service_lock(engine.pool, service_id, wait=wait):
         service = await engine.service(service_id)
         client = engine.client_for(service)

@@ -29,6 +29,7 @@ from tenacity import (
     stop_after_attempt,
     stop_after_delay,
 )
+from tenacity.stop import stop_base
 
 from delightbridge.errors import (
     GmailError,
@@ -81,17 +82,33 @@ class _Transient(Exception):
     """A retryable answer; becomes GmailQuotaExceeded/GmailUnavailable when retries run out."""
 
     def __init__(self, verdict: Verdict, message: str, *, status: int | None = None,
-                 reason: str | None = None, retry_after: float | None = None) -> None:
+                 reason: str | None = None, retry_after: float | None = None,
+                 unreachable: bool = False) -> None:
         super().__init__(message)
         self.verdict = verdict
         self.status = status
         self.reason = reason
         self.retry_after = retry_after
+        self.unreachable = unreachable  # no connection at all: tried connect_attempts times
 
     def final(self) -> GmailError:
+        if self.unreachable:
+            return GmailUnavailable(f"{self}: giving up", retry_after=self.retry_after or 1.0)
         kind = GmailQuotaExceeded if self.verdict is Verdict.RATE_LIMITED else GmailUnavailable
         return kind(f"Gmail {self}: giving up after retries", status=self.status,
                     reason=self.reason, retry_after=self.retry_after or 1.0)
+
+
+class _StopUnreachable(stop_base):
+    """Stop retrying a host that could not be reached ``attempts`` times in a row."""
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+
+    def __call__(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        return (isinstance(exc, _Transient) and exc.unreachable
+                and state.attempt_number >= self.attempts)
 
 
 def error_reason(key: str) -> str:
@@ -302,7 +319,8 @@ class GmailClient:
         return AsyncRetrying(
             retry=retry_if_exception_type(_Transient),
             stop=stop_after_attempt(self._policy.max_attempts)
-            | stop_after_delay(self._policy.max_elapsed),
+            | stop_after_delay(self._policy.max_elapsed)
+            | _StopUnreachable(self._policy.connect_attempts),
             wait=self._wait,
             before_sleep=self._count_retry,
             reraise=True,
@@ -354,6 +372,11 @@ class GmailClient:
                 payload = await resp.read()
                 return _Answer(resp.status, {k.lower(): v for k, v in resp.headers.items()},
                                payload)
+        except aiohttp.ClientConnectorError as exc:  # no such host, refused: unreachable
+            self.stats.failed("connection")
+            why = exc.os_error.strerror or type(exc.os_error).__name__
+            raise _Transient(Verdict.UNAVAILABLE, f"Gmail unreachable at {exc.host}:{exc.port} "
+                             f"({why})", unreachable=True) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.stats.failed("connection")
             raise _Transient(Verdict.UNAVAILABLE, f"connection failed ({type(exc).__name__})"
@@ -395,7 +418,8 @@ class GmailClient:
             attempt += 1
             if attempt > self._policy.max_attempts or (
                 attempt > 1 and time.monotonic() - started > self._policy.max_elapsed
-            ):
+            ) or (last is not None and last.unreachable
+                  and attempt > self._policy.connect_attempts):
                 assert last is not None
                 raise last.final()
             async with self._slots:

@@ -3,8 +3,9 @@
 Retried: 429; 403 with reason ``rateLimitExceeded`` / ``userRateLimitExceeded``;
 500/502/503/504; connection errors and timeouts. Backoff is exponential with full
 jitter on top of a floor, starting at least one second after the error in
-production, and never shorter than a ``Retry-After`` Gmail sent. Everything else
-surfaces at once.
+production, and never shorter than a ``Retry-After`` Gmail sent. A host that cannot be
+reached at all (its name does not resolve, the connection is refused) is tried only
+``connect_attempts`` times. Everything else surfaces at once.
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ class RetryPolicy:
     max_elapsed: float = 120.0
     initial: float = 1.0
     maximum: float = 32.0
+    # A host that cannot be reached at all (no such name, connection refused) is
+    # tried this many times, not max_attempts: it fails in seconds, with why.
+    connect_attempts: int = 3
 
     def backoff(self, attempt: int, retry_after: float | None = None,
                 rng: random.Random | None = None) -> float:

@@ -6,9 +6,17 @@ import asyncio
 import os
 import sys
 
+import pytest
+
+from delightbridge.errors import GmailUnavailable
+from delightbridge.pubsub_emulator import free_port
 from delightbridge.settings import variable_names
+from syncengine.engine import EngineConfig, SyncEngine
+from syncengine.gmail.quota import QuotaProfile
+from syncengine.gmail.retry import FAST_POLICY
+from syncengine.lock import service_lock
 from syncengine.verify import verify
-from tests.syncengine.conftest import SyncSetup
+from tests.syncengine.conftest import SyncSetup, engine_settings
 from tests.syncengine.mirror import assert_mirror
 
 
@@ -101,3 +109,24 @@ async def test_verify_command_exit_codes_and_repair(setup: SyncSetup, db_url: st
     code, out = await _verify_cli(setup, db_url, setup.account_id, "--deep")
     assert code == 0
     assert ": equal:" in out
+
+
+async def test_an_unreachable_gmail_fails_fast_and_never_holds_the_lock(
+    setup: SyncSetup,
+) -> None:
+    """Found by a newcomer: verify from a second shell, against endpoints it could not
+    reach, retried for 40 s while holding each mailbox's sync lock, so the running
+    consumer's syncs waited. Now a host that cannot be reached is tried three times,
+    and verify finds out before it takes the lock."""
+    closed = free_port()  # nothing listens there: connection refused
+    settings = engine_settings(setup.gmail, gmail_api_endpoint=f"http://127.0.0.1:{closed}")
+    config = EngineConfig.from_settings(settings, retry=FAST_POLICY,
+                                        quota=QuotaProfile.unlimited())
+    async with SyncEngine.open(setup.pool, config) as engine, \
+            service_lock(setup.pool, setup.account_id):  # a sync is running meanwhile
+        with pytest.raises(GmailUnavailable, match=f"unreachable at 127.0.0.1:{closed}"):
+            await verify(engine, setup.account_id, wait=5.0)
+        client = engine.client_for(await engine.service(setup.account_id))
+        with pytest.raises(GmailUnavailable):
+            await client.profile()
+        assert client.stats.http_requests == FAST_POLICY.connect_attempts
