@@ -8,6 +8,7 @@ domain error (printed by the console script as one line).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from typing import TextIO
@@ -16,6 +17,8 @@ from db.pool import open_pool
 from delightbridge.settings import Settings
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.runs import MODES, Progress
+
+CLEAR_LINE = "\x1b[K"  # erase to the end of the line (ANSI)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,12 +46,21 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-class ProgressLine:
+class ProgressLine(logging.Filter):
+    """A progress line redrawn in place on a terminal. While it is drawn, a log record
+    first clears it (the record is then written on a line of its own; the next update
+    draws the progress again), so the two never share a line."""
+
     def __init__(self, stream: TextIO) -> None:
+        super().__init__()
         self._stream = stream
         self._tty = stream.isatty()
         self._last_phase = ""
         self._last_draw = 0.0
+        self._drawn = False
+        self._handlers = list(logging.getLogger().handlers) if self._tty else []
+        for handler in self._handlers:
+            handler.addFilter(self)
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
@@ -56,13 +68,24 @@ class ProgressLine:
             return
         line = progress_text(p)
         if self._tty:
-            self._stream.write("\r" + line)
+            self._stream.write("\r" + CLEAR_LINE + line)
+            self._drawn = True
         elif p.phase != self._last_phase:
             self._stream.write(line + "\n")
         self._stream.flush()
         self._last_phase, self._last_draw = p.phase, now
 
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._drawn:
+            self._stream.write("\r" + CLEAR_LINE)
+            self._stream.flush()
+            self._drawn = False
+            self._last_draw = 0.0  # drawn again at the next update
+        return True
+
     def close(self) -> None:
+        for handler in self._handlers:
+            handler.removeFilter(self)
         if self._tty and self._last_phase:
             self._stream.write("\n")
 
