@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("quota", "ingest", "memory", "freshness", "consumer", "transport")
+SCENARIOS = ("quota", "ingest", "memory", "freshness", "consumer", "transport", "imports")
 NEEDS_PUBSUB = {"freshness", "consumer"}
 
 
@@ -85,6 +85,13 @@ def test_every_scenario_runs_and_writes_its_results(
     assert any(c.startswith("parse") for c in categories)
     assert scenarios["memory"]["points"][0]["peak_rss_mb"] > 0
     assert {r["transport"] for r in scenarios["transport"]["rows"]}
+    imports = scenarios["imports"]
+    for profile in ("2026", "legacy"):
+        assert imports["by_profile"][profile]["gmail"]["units"] > 0
+        assert imports["by_profile"][profile]["gmail"]["rate_limited"] == 0
+    assert imports["inbox_first"]["seconds"] > 0
+    assert imports["project"]["project_refusals"] == 0
+    assert imports["project"]["failures"] == 0
     if emulator:
         variant = scenarios["freshness"]["variants"][0]
         assert variant["missing"] == 0

@@ -11,6 +11,7 @@ import copy
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -50,6 +51,7 @@ EXPECTED = {
     ("NetworkPolicy", "delightbridge-default-deny-ingress"),
     ("NetworkPolicy", "delightbridge-api"),
     ("NetworkPolicy", "delightbridge-consumer"),
+    ("Ingress", "delightbridge-api"),
 }
 
 DOCS = [(path, doc) for path, doc in k8s_documents() if doc["kind"] not in NOT_KUBERNETES]
@@ -388,3 +390,21 @@ def test_secret_template_has_every_secret_and_only_placeholders() -> None:
     assert set(values) == SECRET_VARIABLES
     for key, value in values.items():
         assert "REPLACE_ME" in value, f"{key} looks like a real value"
+
+
+def test_the_ingress_serves_the_public_callback_over_tls_on_public_base_url() -> None:
+    """Google returns the admin's browser to <PUBLIC_BASE_URL>/api/services/oauth/callback:
+    the Ingress must route it to the API's http port (never ops), over TLS, on that host."""
+    ingress = _get("Ingress", "delightbridge-api")
+    config = _get("ConfigMap", "delightbridge-config")["data"]
+    host = urlsplit(config["PUBLIC_BASE_URL"]).hostname
+    assert config["PUBLIC_BASE_URL"].startswith("https://")
+    assert [tls["hosts"] for tls in ingress["spec"]["tls"]] == [[host]]
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == host
+    routes = {(p["path"], p["pathType"]): p["backend"]["service"]
+              for p in rule["http"]["paths"]}
+    callback = "/api/services/oauth/callback"
+    assert any(callback.startswith(path) for path, kind in routes if kind == "Prefix")
+    assert {(s["name"], s["port"]["name"]) for s in routes.values()} == {
+        ("delightbridge-api", "http")}
