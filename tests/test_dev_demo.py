@@ -136,6 +136,13 @@ def _stopped_cleanly(demo: Demo, code: int, data_dir: Path) -> None:
     assert not _left_running(data_dir)
     assert not demo_dir.is_running(data_dir)
     assert not (data_dir / demo_dir.ENV).exists()
+    # One line per synced notification, nothing else once live (piped: no JSON logs).
+    lines = demo.output.splitlines()
+    if "live: a line per synced notification (Ctrl-C stops)" in lines:
+        after = lines[lines.index("live: a line per synced notification (Ctrl-C stops)") + 1:]
+        assert after[-1] == "demo stopped"
+        assert all(re.fullmatch(r"\d\d:\d\d:\d\d notification \S+ synced, \d+ ms after "
+                                r"Gmail published it", line) for line in after[:-1]), after
 
 
 async def test_second_demo_commands_ctrl_c_and_restart(checkout: Path, demos: list[Demo]
