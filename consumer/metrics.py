@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumer.notification import Reason
-from syncengine.budget import ProjectBudget
+from syncengine.budget import SharedBudget
 from syncengine.gmail.client import error_reason
 from syncengine.outbox import Attempt
 from syncengine.runs import Progress
@@ -160,7 +160,7 @@ class ConsumerMetrics:
     def gmail_failed(self, key: str) -> None:
         self.gmail_errors.labels(error_reason(key)).inc()
 
-    def watch_budget(self, budget: ProjectBudget | None) -> None:
+    def watch_budget(self, budget: SharedBudget | None) -> None:
         """The project's daily budget as this process's leases see it."""
         if budget is None:
             return

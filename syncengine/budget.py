@@ -1,4 +1,5 @@
-"""The Cloud project's Gmail budget, shared by every process of a deployment.
+"""Gmail budgets shared by every process of a deployment: the Cloud project's, and each
+mailbox's under a minute-long window.
 
 Google limits the whole project too: 1,200,000 units a minute for every mailbox together
 and, under the 2026 model, 80,000,000 units a Pacific day (a billing threshold). One
@@ -14,6 +15,14 @@ Two classes of spending: *bulk* (imports) may use only ``bulk_share`` of the min
 both. So fresh mail always gets quota before imports, and the last tenth of a day is
 kept for it: past the guard an import stops with :class:`DailyBudgetExhausted`, to be
 resumed the next Pacific day.
+
+Each mailbox's own budget (6,000 units a minute under the 2026 model) is shared the same
+way, under the scope ``user:<service id>`` (:meth:`BudgetConfig.for_mailbox`): an import
+may run in the API's process while the consumer's replicas sync the same mailbox's new
+mail, and a process's pacer (:mod:`syncengine.gmail.pacing`) sees only its own calls.
+There, imports lease only up to the window less a reserve that stays free for fresh
+mail whichever process it arrives in. Under a one-second window (the legacy model) a
+mailbox is paced per process only: a collision costs a 429 retried within a second.
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 # Advisory lock class of the ledger ("DBQL").
 LEDGER_CLASS = 0x4442514C
 SCOPE = "project"
+#: A mailbox's budget is shared through the ledger when its window is this long or
+#: longer (a lease's round trip is small next to it; a 429 would cost up to a window).
+SHARED_USER_WINDOW = 10.0
 
 
 def quota_day(moment: datetime) -> date:
@@ -59,6 +71,10 @@ class BudgetConfig:
     margin: float = 0.97  # of the budget: leases held but not spent yet stay within
     bulk_share: float = 0.9  # of the window, for imports
     daily_guard: float = 0.9  # of the day, for imports
+    reserve: int = 0  # units of the window imports leave free (a mailbox's fresh mail)
+    # Units fresh mail leases at a time (None: ``chunk``); a mailbox's leases exactly
+    # what a call costs, so nothing leased for fresh mail is left unspent in the window.
+    interactive_chunk: int | None = None
 
     @classmethod
     def from_profile(cls, profile: QuotaProfile, **overrides: object) -> BudgetConfig:
@@ -68,8 +84,21 @@ class BudgetConfig:
                    chunk=max(1, min(10_000, profile.project_units_per_minute // 400)))
         return cls(**{**{f: getattr(base, f) for f in cls.__dataclass_fields__}, **overrides})
 
+    @classmethod
+    def for_mailbox(cls, profile: QuotaProfile, *, margin: float, reserve: int,
+                    shared_from: float = SHARED_USER_WINDOW) -> BudgetConfig | None:
+        """A mailbox's budget as shared through the ledger; None when its window is
+        shorter than ``shared_from`` seconds (see :data:`SHARED_USER_WINDOW`)."""
+        if profile.user_window < shared_from or profile.name == "unlimited":
+            return None
+        largest = max(profile.costs.values())
+        return cls(units_per_window=profile.user_units, window=profile.user_window,
+                   chunk=max(largest, profile.user_units // 60), margin=margin,
+                   bulk_share=1.0, daily_guard=1.0, reserve=reserve, interactive_chunk=1)
+
     def window_limit(self, bulk: bool) -> int:
-        return int(self.units_per_window * self.margin * (self.bulk_share if bulk else 1.0))
+        share = self.units_per_window * self.margin * (self.bulk_share if bulk else 1.0)
+        return int(share) - (self.reserve if bulk else 0)
 
     def daily_limit(self, bulk: bool) -> int | None:
         if self.daily_units is None:
@@ -85,15 +114,17 @@ class Lease:
     frees_in: float | None  # seconds until the window's oldest lease leaves it
 
 
-class ProjectBudget:
-    """This process's share of the project's budget: leases, and the units left of them."""
+class SharedBudget:
+    """This process's share of a budget every process draws on (``scope``: the project's,
+    or ``user:<service id>``): leases, and the units left of them."""
 
     def __init__(self, pool: asyncpg.Pool, config: BudgetConfig, *,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 hold: float = 5.0) -> None:
+                 hold: float = 5.0, scope: str = SCOPE) -> None:
         self.pool = pool
         self.config = config
+        self.scope = scope
         self._now = now
         self._sleep = sleep
         self._hold = hold  # seconds a leased unit may wait to be spent
@@ -117,7 +148,10 @@ class ProjectBudget:
                 if self._balance[bulk] >= units:
                     self._balance[bulk] -= units
                     return
-                wanted = max(units, self.config.chunk)
+                chunk = self.config.chunk
+                if not bulk and self.config.interactive_chunk is not None:
+                    chunk = self.config.interactive_chunk
+                wanted = max(units, chunk)
                 lease = await self._lease(wanted, bulk)
                 limit = self.config.daily_limit(bulk)
                 if not lease.granted and limit is not None \
@@ -138,10 +172,10 @@ class ProjectBudget:
         config = self.config
         now = self._now()
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(query("budget_lock"), LEDGER_CLASS, SCOPE)
-            row = await conn.fetchrow(query("budget_lease"), SCOPE, units, config.window,
+            await conn.execute(query("budget_lock"), LEDGER_CLASS, self.scope)
+            row = await conn.fetchrow(query("budget_lease"), self.scope, units, config.window,
                                       config.window_limit(bulk), quota_day(now),
-                                      config.daily_limit(bulk))
+                                      config.daily_limit(bulk), self.scope == SCOPE)
             if self.leases % 200 == 0:
                 await conn.execute(query("budget_prune"), 5 * config.window)
         assert row is not None
@@ -155,3 +189,5 @@ class ProjectBudget:
         """Units leased so far today, by every process."""
         return int(await self.pool.fetchval(query("budget_day"), quota_day(self._now())))
 
+
+ProjectBudget = SharedBudget  # the project's: scope "project"

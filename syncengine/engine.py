@@ -36,7 +36,7 @@ from delightbridge.errors import (
 )
 from delightbridge.settings import Settings
 from syncengine import crypto, imports
-from syncengine.budget import BudgetConfig, ProjectBudget
+from syncengine.budget import SHARED_USER_WINDOW, BudgetConfig, SharedBudget
 from syncengine.context import SyncContext
 from syncengine.gmail.calls import CallBuilder, call_builder
 from syncengine.gmail.client import GmailClient, GmailListener
@@ -73,6 +73,9 @@ class EngineConfig:
     # this many messages.get within fresh_within seconds (syncengine.gmail.pacing).
     fresh_reserve_gets: int = 5
     fresh_within: float = 1.0
+    # A mailbox's budget is shared by every process through PostgreSQL when its window
+    # is this long (syncengine.budget.SHARED_USER_WINDOW; tests compress time).
+    share_mailbox_budget_from: float = SHARED_USER_WINDOW
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> EngineConfig:
@@ -114,8 +117,9 @@ class SyncEngine:
         self._pacers: dict[str, QuotaPacer] = {}
         #: The project's budget as this process leases it (shared with every process);
         #: None without one worth counting (tests and benchmarks without quota).
-        self.budget = None if config.quota.name == "unlimited" else ProjectBudget(
+        self.budget = None if config.quota.name == "unlimited" else SharedBudget(
             pool, BudgetConfig.from_profile(config.quota, daily_guard=config.daily_guard))
+        self._mailbox_budgets: dict[str, SharedBudget | None] = {}
         #: Told of every Gmail call and error (the consumer's metrics).
         self.listeners: list[GmailListener] = []
         #: Who runs the imports incremental syncs turn into (the consumer's worker);
@@ -387,7 +391,8 @@ class SyncEngine:
                                service.access_token, persist)
         return GmailClient(
             self._session, self._calls, tokens, self.pacer_for(service.id),
-            costs=self.config.quota.costs, budget=self.budget, bulk=bulk,
+            costs=self.config.quota.costs, budget=self.budget,
+            mailbox_budget=self.mailbox_budget_for(service.id), bulk=bulk,
             listeners=self.listeners, batch_uri=self.config.batch_uri,
             batch_size=self.config.batch_size, concurrency=self.config.concurrency,
             policy=self.config.retry,
@@ -399,13 +404,30 @@ class SyncEngine:
         pacer = self._pacers.get(service_id)
         if pacer is None:
             quota = self.config.quota
-            limit = quota.user_units * self.config.pace_fraction
-            reserve = min(limit / 2, quota.cost("history.list")
-                          + self.config.fresh_reserve_gets * quota.cost("messages.get"))
             pacer = self._pacers[service_id] = QuotaPacer(
-                limit, window=quota.user_window,
-                reserve=reserve, reserve_within=self.config.fresh_within)
+                quota.user_units * self.config.pace_fraction, window=quota.user_window,
+                reserve=self._fresh_reserve(), reserve_within=self.config.fresh_within)
         return pacer
+
+    def mailbox_budget_for(self, service_id: str) -> SharedBudget | None:
+        """The mailbox's budget as every process shares it (minute-long windows only:
+        :mod:`syncengine.budget`); imports leave fresh mail's reserve free in it."""
+        if service_id not in self._mailbox_budgets:
+            config = BudgetConfig.for_mailbox(self.config.quota,
+                                              margin=self.config.pace_fraction,
+                                              reserve=int(self._fresh_reserve()),
+                                              shared_from=self.config.share_mailbox_budget_from)
+            self._mailbox_budgets[service_id] = None if config is None else SharedBudget(
+                self.pool, config, scope=f"user:{service_id}")
+        return self._mailbox_budgets[service_id]
+
+    def _fresh_reserve(self) -> float:
+        """Units fresh mail can always get: one history.list and fresh_reserve_gets
+        messages.get (at most half the mailbox's budget)."""
+        quota = self.config.quota
+        return min(quota.user_units * self.config.pace_fraction / 2,
+                   quota.cost("history.list")
+                   + self.config.fresh_reserve_gets * quota.cost("messages.get"))
 
     async def reachable(self, service_id: str) -> None:
         """One ``getProfile`` (1 unit) before any lock is taken: an unreachable Gmail, an

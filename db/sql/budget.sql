@@ -24,8 +24,9 @@ WITH used AS (
     WHERE used.window_units + $2 <= $4 AND ($6::bigint IS NULL OR today.day_units + $2 <= $6)
     RETURNING units
 ), counted AS (
+    -- The project's day only ($7): a mailbox's leases are counted by the project's too.
     INSERT INTO delightbridge_sync.quota_days (day, units)
-    SELECT $5::date, units FROM granted
+    SELECT $5::date, units FROM granted WHERE $7::boolean
     ON CONFLICT (day) DO UPDATE SET units = quota_days.units + EXCLUDED.units
 )
 SELECT EXISTS (SELECT 1 FROM granted) AS granted, used.window_units, today.day_units,

@@ -37,7 +37,7 @@ from delightbridge.errors import (
     GmailUnavailable,
     HistoryExpired,
 )
-from syncengine.budget import ProjectBudget
+from syncengine.budget import SharedBudget
 from syncengine.gmail import batch as batch_format
 from syncengine.gmail.calls import CallBuilder, GmailCall, json_body
 from syncengine.gmail.oauth import ServiceTokens
@@ -163,7 +163,8 @@ class GmailClient:
         pacer: QuotaPacer,
         *,
         costs: Mapping[str, int] = COSTS_2026,
-        budget: ProjectBudget | None = None,
+        budget: SharedBudget | None = None,
+        mailbox_budget: SharedBudget | None = None,
         bulk: bool = False,
         listeners: Sequence[GmailListener] = (),
         batch_uri: str,
@@ -177,6 +178,7 @@ class GmailClient:
         self._pacer = pacer
         self._costs = costs
         self._budget = budget
+        self._mailbox_budget = mailbox_budget  # every process's calls of this mailbox
         self._bulk = bulk  # an import's calls: they yield to fresh mail's
         self._batch_uri = batch_uri
         self._batch_size = max(1, min(batch_size, batch_format.MAX_BATCH))
@@ -356,6 +358,8 @@ class GmailClient:
             await self._budget.spend(cost, bulk=self._bulk)
         ticket = await self._pacer.acquire(cost, bulk=self._bulk)
         try:
+            if self._mailbox_budget is not None:  # leased right before it is spent
+                await self._mailbox_budget.spend(cost, bulk=self._bulk)
             async with self._threads.hold(threads):
                 return await self._http(method, url, token, body, content_type)
         finally:

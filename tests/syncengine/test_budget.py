@@ -1,10 +1,13 @@
-"""The project's Gmail budget, shared through PostgreSQL by every process."""
+"""Gmail budgets shared through PostgreSQL by every process: the project's and each
+mailbox's."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -15,7 +18,9 @@ from syncengine import imports
 from syncengine.budget import BudgetConfig, ProjectBudget, next_quota_day, quota_day
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.gmail.pacing import QuotaPacer
+from syncengine.gmail.quota import PROFILES
 from syncengine.gmail.retry import FAST_POLICY
+from syncengine.runs import Progress
 from tests.syncengine.conftest import SyncSetup, add_service, engine_settings
 from tests.syncengine.mirror import assert_mirror
 
@@ -158,3 +163,53 @@ def test_the_pacer_lets_fresh_mail_past_an_import() -> None:
         import_waits.cancel()
 
     asyncio.run(scenario())
+
+
+async def test_fresh_mail_in_another_process_finds_its_units_while_an_import_runs(
+    setup: SyncSetup, pool: asyncpg.Pool, db_url: str
+) -> None:
+    """An import in one process (the API, after a connect) and the mailbox's new mail in
+    another (a consumer): each process's pacer sees only its own calls, so the import
+    filled the mailbox's minute and the consumer's calls were refused (429) until it
+    passed. The mailbox's budget is now leased from the ledger by both, and imports leave
+    fresh mail's reserve free in it."""
+    sim = setup.sim
+    sim.seed(setup.address, messages=100, threads=80, seed=42)
+    sim.quota.update(profile="2026", window_seconds=4.0, units_per_second=250.0,
+                     project_units_per_minute=10**9, daily_units=None)
+    profile = replace(PROFILES["2026"], user_units=1000, user_window=4.0)
+
+    @contextlib.asynccontextmanager
+    async def process() -> AsyncIterator[SyncEngine]:
+        """Another process: its own pool and engine (its own pacers)."""
+        own = await asyncpg.create_pool(db_url, min_size=1, max_size=6)
+        assert own is not None
+        try:
+            config = EngineConfig.from_settings(engine_settings(setup.gmail),
+                                                retry=FAST_POLICY, quota=profile,
+                                                share_mailbox_budget_from=2.0)
+            async with SyncEngine.open(own, config) as engine:
+                yield engine
+        finally:
+            await own.close()
+
+    importing = asyncio.Event()
+
+    def note(progress: Progress) -> None:
+        if progress.stored >= 50:  # past the first window's burst: the window is full
+            importing.set()
+
+    async with process() as api, process() as consumer:
+        imported = asyncio.create_task(api.sync(setup.account_id, mode="full",
+                                                trigger="api", on_progress=note))
+        await asyncio.wait_for(importing.wait(), timeout=60)
+        for n in range(3):
+            new_id = sim.deliver(setup.address, subject=f"While importing {n}")
+            result = await consumer.sync(setup.account_id, trigger="notification")
+            assert result.mode == "incremental"
+            assert await pool.fetchval(
+                "SELECT count(*) FROM emails WHERE gmail_message_id = $1", new_id) == 1
+        assert not imported.done()  # fresh mail went past the running import
+        await imported
+    assert sim.counters.total_errors() == 0  # no call refused for the mailbox's quota
+    await assert_mirror(pool, setup.account_id, sim.snapshot(setup.address))
