@@ -100,10 +100,13 @@ async def verify(engine: SyncEngine, service_id: str, *, deep: bool = False,
         client = engine.client_for(service)
         profile = await client.profile()
         drift = Drift(service_id, service.last_history_id, int(profile["historyId"]))
+        gmail = await _gmail_state(client)
+        # After Gmail's state is read: every change that state shows but the mirror (held
+        # still by the lock) cannot is in the history after the cursor, so it is pending,
+        # not drift, even when the mailbox changes while it is read.
         pending = await _pending(client, service.last_history_id)
         drift.history_expired = pending is None
         pending = pending or set()
-        gmail = await _gmail_state(client)
         stored = {r["gmail_message_id"]: r
                   for r in await engine.pool.fetch(query("verify_mirror"), service_id)}
         drift.checked = len(gmail.keys() | stored.keys())
