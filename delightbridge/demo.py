@@ -57,6 +57,8 @@ MAILBOXES = (  # (service id, name, address, messages, threads)
     ("demo-anki", "AnkiPro Help", "help@ankipro.example", 150, 50),
 )
 ADMIN = "admin@delightbridge.example"
+#: A mailbox's quota in the demo, where the simulator enforces none.
+DEMO_USER_UNITS = 1_000_000_000
 #: The push tokens' audience when the simulator pushes to the consumer (no emulator).
 PUSH_AUDIENCE = "https://delightbridge-demo.local/pubsub/push"
 
@@ -129,7 +131,11 @@ async def _run_local_held(settings: Settings, args: argparse.Namespace, data_dir
         settings, database_url=await database_url(settings),
         auth_secret=settings.auth_secret or await asyncio.to_thread(_demo_secret, data_dir),
         admin_emails=settings.admin_emails | {ADMIN},
-        pubsub_project="delightbridge-demo")
+        pubsub_project="delightbridge-demo",
+        # The demo's simulator enforces no quota: neither do its engines (under the 2026
+        # model a mailbox's first import would hold its new mail for the rest of the
+        # minute, as Google would).
+        gmail_quota_user_units=DEMO_USER_UNITS)
     code = 0
     async with contextlib.AsyncExitStack() as stack:
         emulator = await _start_emulator(stack, data_dir)
@@ -267,6 +273,7 @@ def _demo_env(settings: Settings, ports: Ports) -> dict[str, str]:
         "GOOGLE_OAUTH_TOKEN_URI": settings.google_oauth_token_uri,
         "GMAIL_API_ENDPOINT": settings.gmail_api_endpoint,
         "PUBSUB_PROJECT": settings.pubsub_project,
+        "GMAIL_QUOTA_USER_UNITS": str(DEMO_USER_UNITS),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
     }
     if settings.pubsub_emulator_host:
