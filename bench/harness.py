@@ -58,6 +58,10 @@ class Sizes:
     project_at_once: int = 10  # importing at a time per process
     project_messages: int = 100  # per mailbox
     project_units: int = 40_000  # the project's budget per (compressed) minute
+    fresh_import_messages: int = 100_000  # the mailbox importing while new mail arrives
+    fresh_warmup_s: float = 70.0  # the import runs this long first (past its burst)
+    fresh_seconds: float = 60.0
+    fresh_rate: float = 0.5  # new messages a second
 
 
 SIZES: dict[str, Sizes] = {
@@ -67,7 +71,8 @@ SIZES: dict[str, Sizes] = {
         fleet_mailboxes=4, fleet_seed_messages=3, freshness_rate=4.0, freshness_seconds=2.0,
         freshness_latencies_ms=(0.0,), consumer_changes_per_mailbox=5, consumer_runs=1,
         transport_messages=60, import_compress=60.0, inbox_messages=300, inbox_threads=20,
-        project_mailboxes=4, project_at_once=2, project_messages=10, project_units=3000),
+        project_mailboxes=4, project_at_once=2, project_messages=10, project_units=3000,
+        fresh_import_messages=600, fresh_warmup_s=1.0, fresh_seconds=3.0, fresh_rate=2.0),
     "default": Sizes(
         name="default", quota_messages=10_000, quota_latency_ms=50, reference_threads=None,
         ingest_runs=3, ingest_profile=("cprofile", "pyinstrument"), memory_sizes=(),

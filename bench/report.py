@@ -279,6 +279,17 @@ def _imports(r: dict[str, Any]) -> list[str]:
             f"budget), {fmt(pr['project_used_pct'], 1)} % of the budget used over "
             f"{fmt(pr['elapsed_s'], 1)} s, {fmt(pr['messages'])} messages, "
             f"{fmt(pr['failures'])} failed imports."]
+    f = r.get("fresh_during_import")
+    if f:
+        out += ["",
+                f"New mail while a {fmt(f['mailbox_messages'])}-message mailbox imports "
+                f"(2026 model in real time; the import in one process, the consumer in "
+                f"another, after {fmt(f['warmup_s'], 0)} s of import): {fmt(f['changes'])} "
+                f"messages at {fmt(f['rate_per_s'], 1)}/s, p50 {fmt(f['p50_ms'])} ms, p99 "
+                f"{fmt(f['p99_ms'])} ms, max {fmt(f['max_ms'])} ms from delivery to commit, "
+                f"{fmt(f['missing'])} not committed; the import had done "
+                f"{fmt(f['import_done'])} of {fmt(f['import_total'])} and was "
+                f"{'still running' if f['import_running_throughout'] else 'over'} at the end."]
     return out
 
 

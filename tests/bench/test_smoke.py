@@ -93,6 +93,9 @@ def test_every_scenario_runs_and_writes_its_results(
     assert imports["project"]["project_refusals"] == 0
     assert imports["project"]["failures"] == 0
     if emulator:
+        fresh = imports["fresh_during_import"]
+        assert fresh["missing"] == 0
+        assert fresh["committed"] == fresh["changes"] > 0
         variant = scenarios["freshness"]["variants"][0]
         assert variant["missing"] == 0
         assert variant["p50_ms"] > 0
