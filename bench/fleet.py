@@ -10,6 +10,9 @@ measured), then watched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -33,6 +36,44 @@ DROP TRIGGER IF EXISTS bench_commit ON emails;
 CREATE TRIGGER bench_commit AFTER INSERT ON emails
 FOR EACH ROW EXECUTE FUNCTION bench_commit_notify();
 """
+
+
+class Commits:
+    """When each new ``emails`` row committed (by Gmail id), from :data:`COMMIT_TRIGGER`."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}  # Gmail id -> time.monotonic() of its commit
+        self._changed = asyncio.Event()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def watching(cls, db_url: str) -> AsyncIterator[Commits]:
+        """Install the trigger in ``db_url`` and listen until the block ends."""
+        conn = await asyncpg.connect(db_url)
+        try:
+            await conn.execute(COMMIT_TRIGGER)
+            watch = cls()
+            await conn.add_listener(COMMIT_CHANNEL, watch._on_commit)
+            yield watch
+        finally:
+            await conn.close()
+
+    def _on_commit(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        self.at.setdefault(str(payload), time.monotonic())
+        self._changed.set()
+
+    async def until(self, ids: set[str]) -> None:
+        """Wait until every one of ``ids`` has committed (bound it with asyncio.timeout)."""
+        while not ids <= self.at.keys():
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def within(self, ids: set[str], seconds: float) -> bool:
+        """Whether every one of ``ids`` committed within ``seconds``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.until(ids)
+        return ids <= self.at.keys()
 
 
 async def _limited(limit: int, coros: list[Any]) -> list[Any]:

@@ -140,34 +140,23 @@ async def _inbox_first(h: Harness) -> dict[str, Any]:
     targets = await _newest_inbox_threads(sim, box.address, wanted)
     needed = set().union(*targets.values())
     db = await h.service_db("inbox-first", sim, box, SERVICE)
-    committed: dict[str, float] = {}
-    complete = asyncio.Event()
-    listener = await asyncpg.connect(db)
-    await listener.execute(fleet.COMMIT_TRIGGER)
-
-    def on_commit(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
-        committed.setdefault(str(payload), time.monotonic())
-        if needed <= committed.keys():
-            complete.set()
-
-    await listener.add_listener(fleet.COMMIT_CHANNEL, on_commit)
     await sim.reset_counters()
     try:
-        async with procs.Child("full_sync", _spec(h, db, sim, "2026", 1.0)) as child:
+        async with fleet.Commits.watching(db) as commits, \
+                procs.Child("full_sync", _spec(h, db, sim, "2026", 1.0)) as child:
             started = (await child.wait_for("started", 120))["monotonic"]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(complete.wait(), timeout=300)
-            reached = max((committed.get(m, float("nan")) for m in needed), default=None)
+            complete = await commits.within(needed, 300)
+            reached = max((commits.at.get(m, float("nan")) for m in needed), default=None)
             units = gmail_totals(await sim.counters())["units"]
+            committed = len(commits.at)
             if child.process is not None:
                 child.process.kill()  # the rest of the import is not measured here
     finally:
-        await listener.close()
         await h.pg.drop(db)
-    seconds = (reached - started) if complete.is_set() and reached is not None else None
+    seconds = (reached - started) if complete and reached is not None else None
     return {"messages": messages, "threads_wanted": wanted,
             "messages_wanted": len(needed), "seconds": seconds,
-            "units_by_then": units, "committed_by_then": len(committed)}
+            "units_by_then": units, "committed_by_then": committed}
 
 
 # --------------------------------------------------------------------------- 3. SIGKILL
@@ -303,21 +292,12 @@ async def _fresh_during_import(h: Harness) -> dict[str, Any]:
     await _set_quota(sim, "2026", 1.0)
     await sim.faults(latency_ms=LATENCY_MS, jitter_ms=0.0)
     db = await h.service_db("fresh-import", sim, box, SERVICE)
-    committed: dict[str, float] = {}
-    arrived = asyncio.Event()
-    listener = await asyncpg.connect(db)
-    await listener.execute(fleet.COMMIT_TRIGGER)
-
-    def on_commit(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
-        committed.setdefault(str(payload), time.monotonic())
-        arrived.set()
-
-    await listener.add_listener(fleet.COMMIT_CHANNEL, on_commit)
     await sim.watch(box.address, topic.topic)
     subscription = await asyncio.to_thread(topic.subscribe)
     sent: dict[str, float] = {}
     try:
-        async with procs.Child("full_sync", _spec(h, db, sim, "2026", 1.0)) as importer:
+        async with fleet.Commits.watching(db) as commits, \
+                procs.Child("full_sync", _spec(h, db, sim, "2026", 1.0)) as importer:
             await importer.wait_for("started", 300)
             await asyncio.sleep(size.fresh_warmup_s)  # past the first minute's burst
             consumer_spec = {"db_url": db, "sim": h.sim_spec(sim), "quota_profile": "2026",
@@ -335,13 +315,10 @@ async def _fresh_during_import(h: Harness) -> dict[str, Any]:
                     info = await sim.deliver(box.address, subject=f"While importing {i}",
                                              text="Where is my order?")
                     sent[info["id"]] = started
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline and not set(sent) <= set(committed):
-                    arrived.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(arrived.wait(), timeout=1.0)
+                await commits.within(set(sent), 30)
                 consumer.stop()
                 await consumer.result(120)
+            committed = dict(commits.at)
             done, total = await _progress(db)
             still_importing = importer.process is not None \
                 and importer.process.returncode is None
@@ -349,7 +326,6 @@ async def _fresh_during_import(h: Harness) -> dict[str, Any]:
                 importer.process.kill()  # the rest of the import is not measured here
         units = gmail_totals(await sim.counters())
     finally:
-        await listener.close()
         await asyncio.to_thread(topic.unsubscribe, subscription)
         await h.pg.drop(db)
     ms = [1000 * (committed[m] - t) for m, t in sent.items() if m in committed]
