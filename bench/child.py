@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import logging
 import resource
 import sys
@@ -429,7 +430,9 @@ JOBS = {"full_sync": full_sync, "reference_sync": reference_sync, "consumer": co
 def main() -> int:
     job = sys.argv[1]
     spec = json.loads(sys.stdin.readline())
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # BENCH_CHILD_LOG_LEVEL=INFO: the children's logs (in <results>/logs) tell more.
+    logging.basicConfig(level=os.environ.get("BENCH_CHILD_LOG_LEVEL", "WARNING"),
+                        stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     try:
         result = asyncio.run(JOBS[job](spec))
     except BaseException as exc:
