@@ -20,11 +20,9 @@ Each mailbox's own budget (6,000 units a minute under the 2026 model) is shared 
 way, under the scope ``user:<service id>`` (:meth:`BudgetConfig.for_mailbox`): an import
 may run in the API's process while the consumer's replicas sync the same mailbox's new
 mail, and a process's pacer (:mod:`syncengine.gmail.pacing`) sees only its own calls.
-There, an import leases only while, a second from now, the leases still in the window
-would leave a reserve free for fresh mail, whichever process it arrives in (the pacer's
-rule, :mod:`syncengine.gmail.pacing`, across processes). Under a one-second window (the
-legacy model) a mailbox is paced per process only: a collision costs a 429 retried
-within a second.
+There, imports lease only up to the window less a reserve that stays free for fresh
+mail whichever process it arrives in. Under a one-second window (the legacy model) a
+mailbox is paced per process only: a collision costs a 429 retried within a second.
 """
 
 from __future__ import annotations
@@ -74,10 +72,6 @@ class BudgetConfig:
     bulk_share: float = 0.9  # of the window, for imports
     daily_guard: float = 0.9  # of the day, for imports
     reserve: int = 0  # units of the window imports leave free (a mailbox's fresh mail)
-    # ... free again within this many seconds (0: free at all times). In steady state an
-    # import's oldest leases leave the window continuously, so it may lease nearly all
-    # of it; in its first window, nothing leaves soon and the reserve stays free.
-    reserve_within: float = 0.0
     # Units fresh mail leases at a time (None: ``chunk``); a mailbox's leases exactly
     # what a call costs, so nothing leased for fresh mail is left unspent in the window.
     interactive_chunk: int | None = None
@@ -92,8 +86,7 @@ class BudgetConfig:
 
     @classmethod
     def for_mailbox(cls, profile: QuotaProfile, *, margin: float, reserve: int,
-                    reserve_within: float = 1.0, shared_from: float = SHARED_USER_WINDOW
-                    ) -> BudgetConfig | None:
+                    shared_from: float = SHARED_USER_WINDOW) -> BudgetConfig | None:
         """A mailbox's budget as shared through the ledger; None when its window is
         shorter than ``shared_from`` seconds (see :data:`SHARED_USER_WINDOW`)."""
         if profile.user_window < shared_from or profile.name == "unlimited":
@@ -101,18 +94,11 @@ class BudgetConfig:
         largest = max(profile.costs.values())
         return cls(units_per_window=profile.user_units, window=profile.user_window,
                    chunk=max(largest, profile.user_units // 60), margin=margin,
-                   bulk_share=1.0, daily_guard=1.0, reserve=reserve,
-                   reserve_within=reserve_within, interactive_chunk=1)
+                   bulk_share=1.0, daily_guard=1.0, reserve=reserve, interactive_chunk=1)
 
     def window_limit(self, bulk: bool) -> int:
-        return int(self.units_per_window * self.margin * (self.bulk_share if bulk else 1.0))
-
-    def later_limit(self, bulk: bool) -> tuple[float, int]:
-        """(seconds from now, limit): the leases still in the window then, plus a new
-        one, must stay within the limit (imports: the window less fresh mail's reserve)."""
-        if not bulk or not self.reserve:
-            return 0.0, self.window_limit(bulk)
-        return self.reserve_within, self.window_limit(bulk) - self.reserve
+        share = self.units_per_window * self.margin * (self.bulk_share if bulk else 1.0)
+        return int(share) - (self.reserve if bulk else 0)
 
     def daily_limit(self, bulk: bool) -> int | None:
         if self.daily_units is None:
@@ -187,11 +173,9 @@ class SharedBudget:
         now = self._now()
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(query("budget_lock"), LEDGER_CLASS, self.scope)
-            later, later_limit = config.later_limit(bulk)
             row = await conn.fetchrow(query("budget_lease"), self.scope, units, config.window,
                                       config.window_limit(bulk), quota_day(now),
-                                      config.daily_limit(bulk), self.scope == SCOPE, later,
-                                      later_limit)
+                                      config.daily_limit(bulk), self.scope == SCOPE)
             if self.leases % 200 == 0:
                 await conn.execute(query("budget_prune"), 5 * config.window)
         assert row is not None

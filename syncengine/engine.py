@@ -416,7 +416,6 @@ class SyncEngine:
             config = BudgetConfig.for_mailbox(self.config.quota,
                                               margin=self.config.pace_fraction,
                                               reserve=int(self._fresh_reserve()),
-                                              reserve_within=self.config.fresh_within,
                                               shared_from=self.config.share_mailbox_budget_from)
             self._mailbox_budgets[service_id] = None if config is None else SharedBudget(
                 self.pool, config, scope=f"user:{service_id}")

@@ -7,21 +7,12 @@
 SELECT pg_advisory_xact_lock($1::int, hashtext($2))
 
 -- Grant $2 units to scope $1 if the leases of the last $3 seconds plus them stay within
--- $4, the leases that will still be in the window $8 seconds from now plus them within
--- $9 (an import leaving fresh mail its reserve soon; $8 = 0, $9 = $4: no such rule), and
--- today's units ($5, a Pacific date) plus them within $6 (NULL: no daily limit).
--- Returns whether granted, what the window and the day hold (before it), and when a
--- lease next leaves the window (or stops counting toward the reserve rule).
+-- $4, and today's units ($5, a Pacific date) plus them within $6 (NULL: no daily limit).
+-- Returns whether granted, what the window and the day hold (before it), and when the
+-- oldest lease of the window leaves it.
 -- name: budget_lease
 WITH used AS (
-    SELECT coalesce(sum(units), 0)::bigint AS window_units,
-           coalesce(sum(units) FILTER (
-               WHERE granted_at > clock_timestamp() + make_interval(secs => $8::float8)
-                                  - make_interval(secs => $3::float8)), 0)::bigint AS later_units,
-           min(granted_at) AS oldest,
-           min(granted_at) FILTER (
-               WHERE granted_at > clock_timestamp() + make_interval(secs => $8::float8)
-                                  - make_interval(secs => $3::float8)) AS oldest_later
+    SELECT coalesce(sum(units), 0)::bigint AS window_units, min(granted_at) AS oldest
     FROM delightbridge_sync.quota_leases
     WHERE scope = $1 AND granted_at > clock_timestamp() - make_interval(secs => $3::float8)
 ), today AS (
@@ -30,8 +21,7 @@ WITH used AS (
 ), granted AS (
     INSERT INTO delightbridge_sync.quota_leases (scope, units)
     SELECT $1, $2 FROM used, today
-    WHERE used.window_units + $2 <= $4 AND used.later_units + $2 <= $9
-      AND ($6::bigint IS NULL OR today.day_units + $2 <= $6)
+    WHERE used.window_units + $2 <= $4 AND ($6::bigint IS NULL OR today.day_units + $2 <= $6)
     RETURNING units
 ), counted AS (
     -- The project's day only ($7): a mailbox's leases are counted by the project's too.
@@ -40,10 +30,7 @@ WITH used AS (
     ON CONFLICT (day) DO UPDATE SET units = quota_days.units + EXCLUDED.units
 )
 SELECT EXISTS (SELECT 1 FROM granted) AS granted, used.window_units, today.day_units,
-       extract(epoch FROM least(
-           used.oldest + make_interval(secs => $3::float8),
-           used.oldest_later + make_interval(secs => $3::float8)
-                             - make_interval(secs => $8::float8))
+       extract(epoch FROM used.oldest + make_interval(secs => $3::float8)
                - clock_timestamp())::float8 AS frees_in
 FROM used, today
 

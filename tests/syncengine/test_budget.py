@@ -15,13 +15,7 @@ import pytest
 
 from delightbridge.errors import DailyBudgetExhausted
 from syncengine import imports
-from syncengine.budget import (
-    BudgetConfig,
-    ProjectBudget,
-    SharedBudget,
-    next_quota_day,
-    quota_day,
-)
+from syncengine.budget import BudgetConfig, ProjectBudget, next_quota_day, quota_day
 from syncengine.engine import EngineConfig, SyncEngine
 from syncengine.gmail.pacing import QuotaPacer
 from syncengine.gmail.quota import PROFILES
@@ -219,37 +213,3 @@ async def test_fresh_mail_in_another_process_finds_its_units_while_an_import_run
         await imported
     assert sim.counters.total_errors() == 0  # no call refused for the mailbox's quota
     await assert_mirror(pool, setup.account_id, sim.snapshot(setup.address))
-
-
-class _Waited(Exception):
-    pass
-
-
-async def test_an_import_leaves_fresh_mail_its_reserve_until_its_leases_leave_the_window(
-    pool: asyncpg.Pool,
-) -> None:
-    config = BudgetConfig(units_per_window=1000, window=60.0, chunk=20, margin=1.0,
-                          bulk_share=1.0, reserve=100, reserve_within=1.0,
-                          interactive_chunk=1)
-
-    async def sleep(seconds: float) -> None:
-        raise _Waited  # the budget decided to wait
-
-    def budget() -> SharedBudget:  # a process, its balance empty
-        return SharedBudget(pool, config, sleep=sleep, scope="user:svc-test")
-
-    importer = budget()
-    for _ in range(9):
-        await importer.spend(100, bulk=True)  # the window less the reserve
-    with pytest.raises(_Waited):
-        await budget().spend(100, bulk=True)
-    await budget().spend(40)  # fresh mail, another process: at once, exactly its units
-    assert await pool.fetchval("SELECT sum(units) FROM delightbridge_sync.quota_leases "
-                               "WHERE scope = 'user:svc-test'") == 940
-    # 59.5 s later the import's leases leave the window within the second: it may lease
-    # what is left of the window, the reserve included, but never more.
-    await pool.execute("UPDATE delightbridge_sync.quota_leases SET granted_at = granted_at"
-                       " - interval '59.5 seconds' WHERE scope = 'user:svc-test'")
-    await budget().spend(60, bulk=True)
-    with pytest.raises(_Waited):
-        await budget().spend(10, bulk=True)
