@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import logging
+import os
 import resource
 import sys
 import time
