@@ -70,9 +70,9 @@ class EngineConfig:
     # stamped when answered, so latency jitter needs no further margin).
     pace_fraction: float = 0.98
     # While an import runs, fresh mail can always get the units of a history.list and
-    # this many messages.get within fresh_within seconds (syncengine.gmail.pacing).
+    # this many messages.get at once (syncengine.gmail.pacing); beyond them, it takes
+    # the import's units first as they leave the window.
     fresh_reserve_gets: int = 5
-    fresh_within: float = 1.0
     # A mailbox's budget is shared by every process through PostgreSQL when its window
     # is this long (syncengine.budget.SHARED_USER_WINDOW; tests compress time).
     share_mailbox_budget_from: float = SHARED_USER_WINDOW
@@ -406,7 +406,7 @@ class SyncEngine:
             quota = self.config.quota
             pacer = self._pacers[service_id] = QuotaPacer(
                 quota.user_units * self.config.pace_fraction, window=quota.user_window,
-                reserve=self._fresh_reserve(), reserve_within=self.config.fresh_within)
+                reserve=self._fresh_reserve())
         return pacer
 
     def mailbox_budget_for(self, service_id: str) -> SharedBudget | None:

@@ -273,8 +273,8 @@ class GmailClient:
         if not calls:
             return [], []
         costs = [self.cost(c) for c in calls]
-        units = batch_format.batch_units(self._pacer.limit, batch_format.cost_step(costs),
-                                         max(costs))
+        units = batch_format.batch_units(self._pacer.batch_allowance,
+                                         batch_format.cost_step(costs), max(costs))
         batches = batch_format.plan(costs, max_calls=self._batch_size, max_units=units,
                                     heavy=[c.name == "threads.get" for c in calls],
                                     max_heavy=THREADS_PER_BATCH)

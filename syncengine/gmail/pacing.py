@@ -12,13 +12,19 @@ while (``penalize``).
 
 Two classes of calls: *bulk* ones (an import's) and *interactive* ones (an incremental
 sync's: fresh mail). Each class is served in arrival order, and an interactive call
-never waits behind a bulk one. A bulk call also waits until, counting it, fresh mail
-could still get ``reserve`` units within ``reserve_within`` seconds: the units that
-will still be in the window then stay within ``limit - reserve``. In steady state an
-import's oldest units leave the window continuously, so it may fill the window almost
-to the limit; in its first window (a burst, under a minute-long window) nothing leaves
-soon, so ``reserve`` units stay free. Under a window no longer than
-``reserve_within`` no reserve is needed: fresh mail waits at most one window anyway.
+never waits behind a bulk one. Under a long window (the 2026 model's minute) bulk calls
+also
+
+* leave ``reserve`` units of the window free for fresh mail, at all times, and
+* spend smoothly after their first burst: a token bucket holding the whole window at
+  first (the minute's burst), then refilled at the window's rate and capped at
+  ``smooth`` seconds of it. Without it an import re-spends the whole window each time
+  its previous burst leaves it, all at once, and fresh mail beyond the reserve waits
+  for the next burst to leave, up to a minute; spent smoothly, the import's units
+  leave the window a few at a time, and fresh mail takes them first (an import's call
+  waits while the window holds more than ``limit - reserve``).
+
+Under a one-second window neither is needed: fresh mail waits one window at most.
 """
 
 from __future__ import annotations
@@ -48,16 +54,22 @@ class QuotaPacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         reserve: float = 0.0,
-        reserve_within: float = 1.0,
+        smooth: float = 2.0,
+        long_from: float = 1.0,
     ) -> None:
         if limit <= 0 or window <= 0:
             raise ValueError("limit and window must be positive")
-        if not 0 <= reserve < limit or reserve_within < 0:
-            raise ValueError("reserve must be in [0, limit), reserve_within not negative")
+        if not 0 <= reserve < limit or smooth <= 0:
+            raise ValueError("reserve must be in [0, limit), smooth positive")
         self.limit = float(limit)
         self.window = float(window)
-        self.reserve = float(reserve) if window > reserve_within else 0.0
-        self.reserve_within = reserve_within
+        long = window > long_from
+        self.reserve = float(reserve) if long else 0.0
+        # Bulk's token bucket (long windows only): the window's burst first, then its rate.
+        self._bulk_rate = (self.limit - self.reserve) / self.window if long else None
+        self._bulk_cap = (self._bulk_rate or 0.0) * smooth
+        self._bulk_tokens = self.limit - self.reserve
+        self._bulk_at = clock()
         self._clock = clock
         self._sleep = sleep
         self._entries: list[Spend] = []
@@ -66,6 +78,26 @@ class QuotaPacer:
         self._settled = asyncio.Event()
         self.spent = 0
         self.waited = 0.0
+
+    @property
+    def batch_allowance(self) -> float:
+        """Units per window that batches are sized against: the limit, or under a long
+        window about four seconds of bulk's rate (batches of a second's units, so that
+        an import's units leave the window a few at a time)."""
+        if self._bulk_rate is None:
+            return self.limit
+        return self._bulk_rate * 4
+
+    def _bucket_delay(self, units: int, now: float) -> float:
+        """Seconds until bulk's bucket holds ``units`` (or its cap, for a bigger call)."""
+        assert self._bulk_rate is not None
+        refill = self._bulk_rate * (now - self._bulk_at)
+        self._bulk_at = now
+        self._bulk_tokens = min(max(self._bulk_cap, self._bulk_tokens),
+                                self._bulk_tokens + refill)
+        need = min(units, max(self._bulk_cap, self._bulk_tokens))
+        short = need - self._bulk_tokens
+        return short / self._bulk_rate if short > 1e-6 else 0.0  # not a rounding error
 
     def _delay(self, units: int, now: float, limit: float) -> float:
         """Seconds to wait before ``units`` fit; ``inf``: wait for a call to settle."""
@@ -89,11 +121,9 @@ class QuotaPacer:
         async with self._locks[bulk]:
             while True:
                 now = self._clock()
-                delay = self._delay(units, now, self.limit)
-                if bulk and self.reserve and delay <= 0:
-                    # The reserve must be free again within reserve_within seconds.
-                    delay = self._delay(units, now, self.limit - self.reserve) \
-                        - self.reserve_within
+                delay = self._delay(units, now, self.limit - (self.reserve if bulk else 0))
+                if bulk and self._bulk_rate is not None and delay <= 0:
+                    delay = self._bucket_delay(units, now)
                 if delay <= 0:
                     break
                 if math.isinf(delay):
@@ -102,6 +132,8 @@ class QuotaPacer:
                     continue
                 self.waited += delay
                 await self._sleep(delay)
+            if bulk and self._bulk_rate is not None:
+                self._bulk_tokens -= units  # below zero for a call bigger than the cap
             entry = Spend(units)
             self._entries.append(entry)
             self.spent += units
