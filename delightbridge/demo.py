@@ -204,16 +204,17 @@ class _Kept:
         except FileNotFoundError:
             return False
         try:
-            self.sim.load_state(data)
+            await asyncio.to_thread(self.sim.load_state, data)  # megabytes to unpickle
         except Exception as exc:  # another seed, an older release: start afresh
             _say(f"kept mailboxes not usable ({type(exc).__name__}): starting afresh")
             return False
         return True
 
     async def save(self) -> None:
-        await asyncio.to_thread(self._write, self.sim.dump_state())
+        await asyncio.to_thread(self._write)  # megabytes to pickle, off the loop
 
-    def _write(self, data: bytes) -> None:
+    def _write(self) -> None:
+        data = self.sim.dump_state()
         partial = self.path.with_suffix(".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
@@ -221,9 +222,12 @@ class _Kept:
         os.replace(partial, self.path)
 
     async def every(self, seconds: float, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        """Save every ``seconds`` until stopped (the stop's own save is the last)."""
+        while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=seconds)
+            if stop.is_set():
+                return
             await self.save()
 
 
