@@ -14,7 +14,7 @@ from syncengine import imports, store
 from syncengine.full import Plan
 from syncengine.imports import Known, LabelSets, sort_out
 from syncengine.parse import parse_message
-from syncengine.runs import Progress
+from syncengine.runs import Progress, SyncResult, Trigger
 from tests.syncengine.conftest import SyncSetup
 from tests.syncengine.gmail_payload import MAILBOX, new_message, to_gmail
 from tests.syncengine.mirror import assert_mirror
@@ -144,19 +144,27 @@ async def test_a_killed_import_resumes_without_fetching_what_it_stored(
 # --------------------------------------------------------------------------- concurrency
 
 
-async def test_new_mail_is_mirrored_while_an_import_runs(setup: SyncSetup) -> None:
-    sim = setup.sim
-    sim.seed(setup.address, messages=300, threads=200, seed=33)
-    sim.faults.update(latency_ms=20)
+async def _import_under_way(setup: SyncSetup, trigger: Trigger, stored: int
+                            ) -> asyncio.Task[SyncResult]:
+    """A full import started in the background, once it has stored more than ``stored``
+    messages (Gmail answering in 20 ms, so that it goes on meanwhile)."""
+    setup.sim.faults.update(latency_ms=20)
     importing = asyncio.Event()
 
     def note(progress: Progress) -> None:
-        if progress.stored > 0:
+        if progress.stored > stored:
             importing.set()
 
     task = asyncio.create_task(setup.engine.sync(setup.account_id, mode="full",
-                                                 trigger="connect", on_progress=note))
+                                                 trigger=trigger, on_progress=note))
     await asyncio.wait_for(importing.wait(), timeout=60)
+    return task
+
+
+async def test_new_mail_is_mirrored_while_an_import_runs(setup: SyncSetup) -> None:
+    sim = setup.sim
+    sim.seed(setup.address, messages=300, threads=200, seed=33)
+    task = await _import_under_way(setup, "connect", 0)
     new_id = sim.deliver(setup.address, subject="While importing")
     result = await setup.engine.sync(setup.account_id, trigger="notification")
     assert (result.mode, result.fell_back_to_full) == ("incremental", False)
@@ -256,17 +264,7 @@ async def test_history_lost_while_an_import_runs_is_repaired_after_it(setup: Syn
     sim, address = setup.sim, setup.address
     sim.seed(address, messages=300, threads=200, seed=35)
     await setup.engine.sync(setup.account_id, mode="full", trigger="connect")
-    sim.faults.update(latency_ms=20)
-    importing = asyncio.Event()
-    stored: list[str] = []
-
-    def note(progress: Progress) -> None:
-        if progress.stored > 20:
-            importing.set()
-
-    task = asyncio.create_task(setup.engine.sync(setup.account_id, mode="full",
-                                                 trigger="api", on_progress=note))
-    await asyncio.wait_for(importing.wait(), timeout=60)
+    task = await _import_under_way(setup, "api", 20)
     run_id = (await imports.get(setup.pool, setup.account_id)).run_id  # type: ignore[union-attr]
     stored = [r["gmail_message_id"] for r in await setup.pool.fetch(
         "SELECT e.gmail_message_id FROM emails e JOIN delightbridge_sync.messages m "
