@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from bench import fleet as fleet_mod
-from bench import procs
+from bench import procs, report
 from bench.harness import Harness
 from bench.stats import percentile, target
 
@@ -119,7 +119,7 @@ async def run(h: Harness) -> dict[str, Any]:
                               at_most=1000.0, note=note))
     return {
         "scenario": "freshness",
-        "title": "3. Freshness",
+        "title": report.TITLES["freshness"],
         "params": {"mailboxes": h.sizes.fleet_mailboxes, "changes_per_s": h.sizes.freshness_rate,
                    "seconds": h.sizes.freshness_seconds, "change": "new mail (deliver)",
                    "spread": "round robin over the mailboxes",

@@ -35,7 +35,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import env, fleet, procs
+from bench import env, fleet, procs, report
 from bench.harness import Harness, threads_for
 from bench.sim import Mailbox, gmail_totals
 from bench.stats import percentile, target
@@ -376,7 +376,7 @@ async def run(h: Harness) -> dict[str, Any]:
     limited = max(p["rate_limited_pct"] for p in by_profile.values())
     return {
         "scenario": "imports",
-        "title": "6. Imports under the 2026 and legacy quota models",
+        "title": report.TITLES["imports"],
         "params": {"messages": h.sizes.quota_messages, "latency_ms_per_http_request": LATENCY_MS,
                    "compress_2026_minute": compress,
                    "inbox_first": {"messages": h.sizes.inbox_messages,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from bench import procs, profiling
+from bench import procs, profiling, report
 from bench.harness import Harness
 from bench.sim import gmail_totals
 from bench.stats import med, spread, target
@@ -124,7 +124,7 @@ async def run(h: Harness) -> dict[str, Any]:
     ceiling = med([r["engine_only_ceiling_messages_per_s"] for r in runs])
     return {
         "scenario": "ingest",
-        "title": "2. Ingest ceiling",
+        "title": report.TITLES["ingest"],
         "params": {"messages": h.sizes.quota_messages, "quota": "off", "latency_ms": 0,
                    "engine": "batch 50, 4 in flight, pacer budget 1,000,000 units/s",
                    "engine_options": h.engine_options or None,

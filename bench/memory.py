@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import ingest
+from bench import ingest, report
 from bench.harness import Harness
 from bench.stats import med, target
 
@@ -63,7 +63,7 @@ async def run(h: Harness, ingest_result: dict[str, Any] | None) -> dict[str, Any
                 sim, box = await h.seeded(f"memory{size}", size)
             traced = await ingest.measure_sync(h, sim, box, f"trace{size}", tracemalloc=True)
             point["memory_trace"] = traced["memory_trace"]
-    return summarize({"scenario": "memory", "title": "5. Memory",
+    return summarize({"scenario": "memory", "title": report.TITLES["memory"],
                       "params": {"quota": "off", "latency_ms": 0,
                                  "measure": "ru_maxrss of the engine's own process"},
                       "points": points})

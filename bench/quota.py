@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bench import procs
+from bench import procs, report
 from bench.harness import Harness
 from bench.sim import gmail_totals
 from bench.stats import med, spread, target
@@ -122,7 +122,7 @@ async def run(h: Harness, *, with_reference: bool = True) -> dict[str, Any]:
     ref_complete = all(r.get("reference", {}).get("complete", True) for r in runs)
     return {
         "scenario": "quota",
-        "title": "1. Full sync under quota",
+        "title": report.TITLES["quota"],
         "params": {"messages": h.sizes.quota_messages, "avg_messages_per_thread": 3,
                    "quota_units_per_second": ceiling, "window_s": 1.0,
                    "latency_ms_per_http_request": h.sizes.quota_latency_ms,

@@ -1,11 +1,12 @@
 """Results: the JSON file and the generated blocks of BENCHMARKS.md.
 
-``results/latest.json`` holds the latest result of every scenario, each with the
-date, command and size it was measured with; running one scenario replaces only its
-own entry (memory points are kept per mailbox size). BENCHMARKS.md has one generated
-block per scenario between ``<!-- bench:NAME:start -->`` and ``<!-- bench:NAME:end -->``
-markers, plus an environment block and a summary of every target; everything outside
-the markers is hand-written analysis and is left alone.
+``results/latest.json`` (on the measuring machine, out of git) holds the latest result
+of every scenario, each with the date, command and size it was measured with; running
+one scenario replaces only its own entry (memory points are kept per mailbox size).
+BENCHMARKS.md has one generated block per scenario between ``<!-- bench:NAME:start -->``
+and ``<!-- bench:NAME:end -->`` markers, plus an environment block and a summary of
+every target (a scenario not measured keeps its rows); everything outside the markers
+is hand-written analysis and is left alone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ from typing import Any
 
 DASH = "\u2013"  # an en dash, for empty cells
 ORDER = ("quota", "ingest", "memory", "freshness", "consumer", "transport", "imports")
+TITLES = {  # each scenario's heading, in BENCHMARKS.md and in its summary rows
+    "quota": "1. Full sync under quota",
+    "ingest": "2. Ingest ceiling",
+    "freshness": "3. Freshness",
+    "consumer": "4. Consumer throughput",
+    "memory": "5. Memory",
+    "transport": "Gmail transport comparison",
+    "imports": "6. Imports under the 2026 and legacy quota models",
+}
 
 
 # --------------------------------------------------------------------------- JSON
@@ -328,12 +338,16 @@ def environment_block(environment: dict[str, Any]) -> str:
     ])
 
 
-def summary_block(scenarios: dict[str, Any]) -> str:
+def summary_block(scenarios: dict[str, Any], earlier: str = "") -> str:
+    """Every target of ``scenarios``; a scenario they lack keeps its rows of ``earlier``
+    (the block as BENCHMARKS.md had it: results files are not kept in the tree)."""
     out = ["| scenario | target | goal | measured | met | measured at |",
            "| --- | --- | --- | ---: | :---: | --- |"]
+    kept = _rows_by_title(earlier)
     for name in ORDER:
         r = scenarios.get(name)
         if not r:
+            out += kept.get(TITLES[name], [])
             continue
         if r.get("status") in ("not_runnable", "error"):
             status = r["status"].replace("_", " ")
@@ -344,6 +358,20 @@ def summary_block(scenarios: dict[str, Any]) -> str:
             out.append(f"| {r.get('title', name)} | {t['name']} | {t['target']} | "
                        f"{_measured(t)} | {_met(t['met'])} | {r.get('measured_at', '')} |")
     return "\n".join(out)
+
+
+def _rows_by_title(block: str) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    for line in block.splitlines()[2:]:
+        if line.startswith("| "):
+            rows.setdefault(line[2:].split(" | ", 1)[0], []).append(line)
+    return rows
+
+
+def _block(text: str, name: str) -> str:
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    found = re.search(re.escape(start) + r"\n(.*?)\n?" + re.escape(end), text, re.DOTALL)
+    return found.group(1) if found else ""
 
 
 def _replace(text: str, name: str, body: str) -> str:
@@ -358,7 +386,8 @@ def _replace(text: str, name: str, body: str) -> str:
 def write_markdown(path: Path, data: dict[str, Any]) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     text = _replace(text, "environment", environment_block(data["environment"]))
-    text = _replace(text, "summary", summary_block(data["scenarios"]))
+    text = _replace(text, "summary",
+                    summary_block(data["scenarios"], _block(text, "summary")))
     for name in ORDER:
         if name in data["scenarios"]:
             text = _replace(text, name, scenario_block(data["scenarios"][name]))

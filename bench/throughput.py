@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from bench import fleet as fleet_mod
-from bench import procs
+from bench import procs, report
 from bench.harness import Harness
 from bench.stats import med, spread, target
 
@@ -115,7 +115,7 @@ async def run(h: Harness) -> dict[str, Any]:
     behind = max(r["services_behind_after"] for r in runs)
     return {
         "scenario": "consumer",
-        "title": "4. Consumer throughput",
+        "title": report.TITLES["consumer"],
         "params": {"mailboxes": h.sizes.fleet_mailboxes,
                    "notifications_per_mailbox": h.sizes.consumer_changes_per_mailbox,
                    "backlog": "one notification per change, published before the consumer "

@@ -19,6 +19,7 @@ from typing import Any
 from googleapiclient.discovery import build
 from googleapiclient.http import BatchHttpRequest
 
+from bench import report
 from bench.sim import SimProcess
 from syncengine.gmail.calls import CallBuilder
 from syncengine.gmail.client import GmailClient
@@ -153,7 +154,7 @@ async def run(h: Any) -> dict[str, Any]:
         middle = med(values) or float("nan")
         rows.append({"transport": name, "messages_per_s": len(ids) / middle,
                      "seconds": middle, "rounds": len(values)})
-    return {"scenario": "transport", "title": "Gmail transport comparison",
+    return {"scenario": "transport", "title": report.TITLES["transport"],
             "params": {"messages": len(ids), "format": "full", "latency_ms": 50,
                        "quota": "off", "rounds": rounds,
                        "layout": "clients in the harness process, simulator in its own"},
