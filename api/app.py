@@ -21,7 +21,6 @@ from aiohttp import web
 
 from api import ops
 from api.config import ApiConfig
-from api.engine import ObservedEngine
 from api.errors import Handler, error_middleware
 from api.keys import API_CONFIG, BACKGROUND, ENGINE, HEALTH, HTTP, METRICS, POOL, SETTINGS
 from api.metrics import ApiMetrics
@@ -29,7 +28,7 @@ from api.views import connect, docs, health, sync
 from db.pool import open_pool
 from delightbridge import logs
 from delightbridge.settings import Settings
-from syncengine.engine import EngineConfig
+from syncengine.engine import EngineConfig, SyncEngine
 
 log = logging.getLogger("api")
 
@@ -78,11 +77,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     timeout = aiohttp.ClientTimeout(total=60, connect=15)
     async with (
         open_pool(settings) as pool,
-        ObservedEngine.open(pool, config) as engine,
+        SyncEngine.open(pool, config) as engine,
         aiohttp.ClientSession(timeout=timeout) as http,
         ops.health_check(pool).running() as health,
     ):
         app[POOL] = pool
+        engine.observers.append(app[METRICS].engine)
+        app[METRICS].engine.watch_budget(engine.budget)
         app[ENGINE] = engine
         app[HTTP] = http
         app[HEALTH] = health

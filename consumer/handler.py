@@ -9,10 +9,8 @@ are nacked so that Pub/Sub redelivers with its backoff.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -171,27 +169,13 @@ class NotificationHandler:
         return Outcome(Disposition.NACK, status, retry_after)
 
 
-def engine_sync_fn(engine: SyncEngine, metrics: ConsumerMetrics, *, lock_wait: float) -> SyncFn:
+def engine_sync_fn(engine: SyncEngine, *, lock_wait: float) -> SyncFn:
     """The scheduler's sync function: an incremental sync, waiting (bounded) for another
-    process's lock, measured."""
+    process's lock. The engine tells its observers (the metrics) how it ended."""
 
     async def sync(service_id: str, trigger: Trigger) -> SyncResult:
-        started = time.monotonic()
-        outcome = "internal"
-        try:
-            result = await engine.sync(service_id, mode="incremental", trigger=trigger,
-                                       wait=lock_wait or None)
-            outcome = "succeeded"
-            return result
-        except DelightBridgeError as exc:
-            outcome = exc.code
-            raise
-        except BaseException as exc:
-            outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "internal"
-            raise
-        finally:
-            metrics.syncs.labels(trigger, outcome).inc()
-            metrics.sync_seconds.labels(trigger).observe(time.monotonic() - started)
+        return await engine.sync(service_id, mode="incremental", trigger=trigger,
+                                 wait=lock_wait or None)
 
     return sync
 

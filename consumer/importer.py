@@ -22,7 +22,7 @@ from consumer import store
 from delightbridge.errors import DelightBridgeError
 from syncengine import imports
 from syncengine.engine import SyncEngine
-from syncengine.runs import Progress, SyncResult
+from syncengine.runs import SyncResult
 
 log = logging.getLogger("consumer.importer")
 
@@ -34,13 +34,11 @@ IMPORTS_AT_ONCE = 2
 class ImportWorker:
     def __init__(self, engine: SyncEngine, *, concurrency: int = IMPORTS_AT_ONCE,
                  interval: float = 60.0,
-                 on_progress: Callable[[str, Progress], None] | None = None,
                  on_done: Callable[[str, SyncResult | BaseException | None], None] | None = None
                  ) -> None:
         self.engine = engine
         self.concurrency = concurrency
         self.interval = interval
-        self._on_progress = on_progress
         self._on_done = on_done
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -87,14 +85,8 @@ class ImportWorker:
 
     async def _import(self, service_id: str) -> None:
         outcome: SyncResult | BaseException | None = None
-
-        def progress(p: Progress) -> None:
-            if self._on_progress is not None:
-                self._on_progress(service_id, p)
-
         try:
-            outcome = await self.engine.run_import(service_id, trigger="poll",
-                                                   on_progress=progress)
+            outcome = await self.engine.run_import(service_id, trigger="poll")
         except DelightBridgeError as exc:  # recorded on the run and the service already
             outcome = exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:

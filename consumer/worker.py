@@ -116,10 +116,10 @@ class Worker:
                 # A lock's connection and a working one per sync and per import, and spare.
                 open_pool(self.settings, max_size=2 * (cfg.concurrency + IMPORTS_AT_ONCE) + 4))
             engine = await stack.enter_async_context(SyncEngine.open(pool, self.engine_config))
-            engine.listeners.append(self.metrics)
-            self.metrics.watch_budget(engine.budget)
+            engine.observers.append(self.metrics.engine)
+            self.metrics.engine.watch_budget(engine.budget)
             scheduler = self.scheduler = Scheduler(
-                engine_sync_fn(engine, self.metrics, lock_wait=cfg.lock_wait),
+                engine_sync_fn(engine, lock_wait=cfg.lock_wait),
                 concurrency=cfg.concurrency)
             self.metrics.syncs_running.set_function(lambda: scheduler.running)
             self.metrics.mailboxes_waiting.set_function(lambda: scheduler.waiting)
@@ -153,9 +153,7 @@ class Worker:
             sweeper = Sweeper(pool, scheduler, self.metrics, interval=cfg.sweep_interval,
                               stale_after=cfg.stale_after, observers=self.sweep_observers)
             watched[asyncio.create_task(sweeper.run(self.stop), name="sweep")] = "sweep"
-            importer = self.importer = ImportWorker(
-                engine, on_progress=self.metrics.set_import_progress,
-                on_done=self._import_done)
+            importer = self.importer = ImportWorker(engine, on_done=self._import_done)
             engine.import_runner = importer.request
             watched[asyncio.create_task(importer.run(self.stop), name="imports")] = "imports"
             outbox = OutboxConfig.from_settings(self.settings)
@@ -183,7 +181,6 @@ class Worker:
         raise AssertionError("unreachable")  # pragma: no cover - the stack re-raises
 
     def _import_done(self, service_id: str, outcome: SyncResult | BaseException | None) -> None:
-        self.metrics.import_finished(service_id, outcome)
         for observer in self.import_observers:
             observer(service_id, outcome)
 

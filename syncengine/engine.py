@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
@@ -39,13 +40,14 @@ from syncengine import crypto, imports
 from syncengine.budget import SHARED_USER_WINDOW, BudgetConfig, SharedBudget
 from syncengine.context import SyncContext
 from syncengine.gmail.calls import CallBuilder, call_builder
-from syncengine.gmail.client import GmailClient, GmailListener
+from syncengine.gmail.client import GmailClient
 from syncengine.gmail.oauth import AccessToken, OAuthClient, ServiceTokens
 from syncengine.gmail.pacing import QuotaPacer
 from syncengine.gmail.quota import QuotaProfile, profile_from_settings
 from syncengine.gmail.retry import RetryPolicy
 from syncengine.incremental import apply, run_incremental
 from syncengine.lock import IMPORT_CLASS, service_lock
+from syncengine.observer import SyncObserver
 from syncengine.runs import Mode, Progress, Run, SyncResult, Trigger
 from syncengine.store import advance_cursor
 
@@ -120,8 +122,9 @@ class SyncEngine:
         self.budget = None if config.quota.name == "unlimited" else SharedBudget(
             pool, BudgetConfig.from_profile(config.quota, daily_guard=config.daily_guard))
         self._mailbox_budgets: dict[str, SharedBudget | None] = {}
-        #: Told of every Gmail call and error (the consumer's metrics).
-        self.listeners: list[GmailListener] = []
+        #: Told of every Gmail call and error, sync and import (the API's and the
+        #: consumer's metrics).
+        self.observers: list[SyncObserver] = []
         #: Who runs the imports incremental syncs turn into (the consumer's worker);
         #: None: the sync that turns into one runs it to its end.
         self.import_runner: Callable[[str], None] | None = None
@@ -148,6 +151,35 @@ class SyncEngine:
         on_progress: Callable[[Progress], None] | None = None,
         on_start: Callable[[Run], None] | None = None,
         repair: Collection[str] = (),
+    ) -> SyncResult:
+        """Run one sync (:meth:`_sync`); its end is told to the :attr:`observers`."""
+        started = time.monotonic()
+        outcome = "internal"
+        try:
+            result = await self._sync(service_id, mode=mode, trigger=trigger, wait=wait,
+                                      run_id=run_id, on_progress=on_progress,
+                                      on_start=on_start, repair=repair)
+            outcome = "succeeded"
+            mode = result.mode
+            return result
+        except BaseException as exc:
+            outcome = _outcome(exc)
+            raise
+        finally:
+            for observer in self.observers:
+                observer.sync_finished(mode, trigger, outcome, time.monotonic() - started)
+
+    async def _sync(
+        self,
+        service_id: str,
+        *,
+        mode: Mode,
+        trigger: Trigger,
+        wait: float | None,
+        run_id: uuid.UUID | None,
+        on_progress: Callable[[Progress], None] | None,
+        on_start: Callable[[Run], None] | None,
+        repair: Collection[str],
     ) -> SyncResult:
         """Run one sync. ``wait``: seconds to wait for another sync's lock (None: fail).
 
@@ -278,6 +310,7 @@ class SyncEngine:
                 await stack.enter_async_context(
                     service_lock(self.pool, service_id, lock_class=IMPORT_CLASS))
             except SyncInProgress:
+                self._import_finished(service_id, "not_run")
                 return None
             result: SyncResult | None = None
             # One import, and the repair that follows it when Gmail's history expired
@@ -295,7 +328,14 @@ class SyncEngine:
         """Run one import, under the import lock the caller holds."""
         service_id = job.service_id
         service = await self._load(service_id)
-        run = Run(self.pool, service_id, requested, trigger, job.run_id, on_progress)
+
+        def progress(p: Progress) -> None:
+            if on_progress is not None:
+                on_progress(p)
+            for observer in self.observers:
+                observer.import_progress(service_id, p)
+
+        run = Run(self.pool, service_id, requested, trigger, job.run_id, progress)
         run.mode = "full"
         await run.start()
         if on_start:
@@ -303,6 +343,8 @@ class SyncEngine:
         try:
             await imports.run(self._context(service, run, bulk=True), job)
         except BaseException as exc:
+            self._import_finished(service_id, ServiceNotConnected.code if isinstance(
+                exc, OAuthRefused) else _outcome(exc))
             if isinstance(exc, DailyBudgetExhausted):
                 # Not a failure: the day's budget is kept for fresh mail; resume then.
                 await asyncio.shield(self.pool.execute(
@@ -318,7 +360,13 @@ class SyncEngine:
             if isinstance(exc, OAuthRefused):
                 raise ServiceNotConnected(service_id, exc.reason) from None
             raise
-        return await self._succeeded(service_id, run, trigger)
+        result = await self._succeeded(service_id, run, trigger)
+        self._import_finished(service_id, "succeeded")
+        return result
+
+    def _import_finished(self, service_id: str, outcome: str) -> None:
+        for observer in self.observers:
+            observer.import_finished(service_id, outcome)
 
     async def _record_failure(self, service: ServiceRow, run: Run, exc: BaseException) -> None:
         if isinstance(exc, asyncio.CancelledError):
@@ -393,7 +441,7 @@ class SyncEngine:
             self._session, self._calls, tokens, self.pacer_for(service.id),
             costs=self.config.quota.costs, budget=self.budget,
             mailbox_budget=self.mailbox_budget_for(service.id), bulk=bulk,
-            listeners=self.listeners, batch_uri=self.config.batch_uri,
+            listeners=self.observers, batch_uri=self.config.batch_uri,
             batch_size=self.config.batch_size, concurrency=self.config.concurrency,
             policy=self.config.retry,
         )
@@ -437,3 +485,12 @@ class SyncEngine:
 
     async def service(self, service_id: str) -> ServiceRow:
         return await self._load(service_id)
+
+
+def _outcome(exc: BaseException) -> str:
+    """A sync's or an import's outcome, as metrics label it, from what it raised."""
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    if isinstance(exc, DelightBridgeError):
+        return exc.code
+    return "internal"

@@ -43,7 +43,7 @@ from yarl import URL
 from api import paths
 from api.authjs import Unauthenticated, decode_session, encode_session
 from api.config import RESULT_PATH
-from api.engine import GmailObserver, run_sync, track
+from api.engine import run_sync, track
 from api.errors import error_response
 from api.keys import API_CONFIG, ENGINE, HTTP, METRICS, POOL, SETTINGS
 from api.sessions import require_admin
@@ -341,7 +341,7 @@ async def profile_address(app: web.Application, access_token: str, service_id: s
     """
     settings, metrics = app[SETTINGS], app[METRICS]
     url = f"{settings.gmail_base_url}users/me/profile"
-    metrics.gmail_calls.labels("users.getProfile").inc()
+    metrics.engine.gmail_called("users.getProfile", 1)
     try:
         async with app[HTTP].get(url, headers={"Authorization": f"Bearer {access_token}",
                                                "Accept": "application/json"},
@@ -352,11 +352,11 @@ async def profile_address(app: web.Application, access_token: str, service_id: s
             except ValueError:
                 payload = None
     except (aiohttp.ClientError, TimeoutError):
-        metrics.gmail_errors.labels("connection").inc()
+        metrics.engine.gmail_failed("connection")
         raise ConnectFailed("google_unavailable", service_id) from None
     address = payload.get("emailAddress") if isinstance(payload, dict) else None
     if status != 200 or not isinstance(address, str) or not address:
-        metrics.gmail_errors.labels(f"http_{status}").inc()
+        metrics.engine.gmail_failed(f"{status}:")
         if status == 401 or status == 403:
             raise ConnectFailed("insufficient_scope", service_id)
         raise ConnectFailed("google_unavailable", service_id)
@@ -400,8 +400,7 @@ async def start_watch(app: web.Application, service_id: str) -> bool:
     """
     settings, engine, pool = app[SETTINGS], app[ENGINE], app[POOL]
     try:
-        with GmailObserver(app[METRICS]):
-            await watch.renew(engine, service_id, watch.WatchSettings.from_settings(settings))
+        await watch.renew(engine, service_id, watch.WatchSettings.from_settings(settings))
     except DelightBridgeError as exc:
         message = logs.scrub(f"{exc.code}: {exc}")[:500]
         log.warning("watch not started: %s", message, extra={
@@ -420,8 +419,7 @@ async def refresh_identities(app: web.Application, service_id: str) -> None:
     """The service's sender identities from Gmail (the web app does this at connect); a
     failure is logged: the renewal job refreshes them again."""
     try:
-        with GmailObserver(app[METRICS]):
-            await identities.refresh(app[ENGINE], service_id)
+        await identities.refresh(app[ENGINE], service_id)
     except DelightBridgeError as exc:
         log.warning("sender identities not refreshed: %s", logs.scrub(f"{exc.code}: {exc}"),
                     extra={"action": "connect.identities_failed", "service": service_id})
@@ -437,8 +435,7 @@ async def disconnect(request: web.Request) -> web.Response:
     app = request.app
     identity = await require_admin(app[POOL], request.cookies, app[SETTINGS])
     service_id = paths.service_id(request)
-    with GmailObserver(app[METRICS]):
-        outcome = await watch.disconnect(app[ENGINE], service_id)
+    outcome = await watch.disconnect(app[ENGINE], service_id)
     log.info("service disconnected by an admin" if outcome else "service was not connected",
              extra={"action": "connect.disconnected", "service": service_id,
                     "by": identity.email, "pending": bool(outcome and outcome.pending)})

@@ -42,10 +42,9 @@ async def test_health_readiness_and_metrics(env: Env) -> None:
                         (("source", "pull"),))] == 1
         assert samples[("delightbridge_consumer_messages_acked_total",
                         (("source", "pull"),))] == 1
-        assert samples[("delightbridge_consumer_syncs_total",
-                        (("outcome", "succeeded"), ("trigger", "notification")))] == 1
-        assert samples[("delightbridge_consumer_sync_seconds_count",
-                        (("trigger", "notification"),))] == 1
+        assert samples[("delightbridge_sync_runs_total", (
+            ("mode", "incremental"), ("outcome", "succeeded"), ("trigger", "notification")))] == 1
+        assert samples[("delightbridge_sync_seconds_count", (("mode", "incremental"),))] == 1
         assert samples[("delightbridge_consumer_lag_seconds_count", (("source", "pull"),))] == 1
         assert samples[("delightbridge_consumer_messages_ignored_total",
                         (("reason", "not_json"),))] == 0
