@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of the API, served at ``GET /api/openapi.json``.
 
-Written by hand next to the handlers it describes; ``tests/api`` validate every
-response they receive against it and run schemathesis over it, so it cannot drift
-from the behaviour unnoticed.
+Written by hand next to the handlers it describes; its enums and bounds (error codes,
+modes, triggers, run states, the runs' limit) are the code's own definitions.
+``tests/api`` validate every response they receive against it and run schemathesis
+over it, so it cannot drift from the behaviour unnoticed.
 """
 
 from __future__ import annotations
@@ -10,17 +11,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from api.errors import STATUSES
 from api.views.connect import REASONS
+from api.views.sync import MAX_RUNS, RECENT_RUNS
+from syncengine.runs import MODES, RUN_STATES, TRIGGERS
 
 _JSON = "application/json"
 
-_ERROR_CODES = [
-    "unauthenticated", "forbidden", "service_not_found", "run_not_found", "not_found",
-    "service_not_connected", "sync_in_progress", "gmail_quota_exceeded", "gmail_unavailable",
-    "gmail_error", "database_unavailable", "invalid_mode", "invalid_wait", "invalid_limit",
-    "method_not_allowed", "oauth_not_configured", "public_base_url_required",
-    "token_decryption_failed", "http_error", "internal",
-]
+_ERROR_CODES = list(STATUSES)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -38,6 +36,10 @@ def _json(schema: dict[str, Any], description: str,
 
 def _error(description: str, *codes: str, headers: dict[str, Any] | None = None
            ) -> dict[str, Any]:
+    """An error response that answers ``codes`` (each one the API's: :data:`STATUSES`)."""
+    unknown = set(codes) - STATUSES.keys()
+    if unknown:
+        raise AssertionError(f"not codes the API answers: {sorted(unknown)}")
     schema: dict[str, Any] = {"allOf": [_ref("Error")]}
     if codes:
         schema = {"allOf": [_ref("Error"),
@@ -96,7 +98,7 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["ok", "mode", "threadsProcessed", "messagesProcessed"],
         "properties": {
             "ok": {"const": True},
-            "mode": {"enum": ["full", "incremental"],
+            "mode": {"enum": list(MODES),
                      "description": "The mode used: full when an incremental sync had no "
                                     "usable cursor and fell back."},
             "threadsProcessed": {"type": "integer", "minimum": 0},
@@ -114,7 +116,7 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["ok", "mode", "runId"],
         "properties": {
             "ok": {"const": True},
-            "mode": {"enum": ["full", "incremental"], "description": "The mode requested."},
+            "mode": {"enum": list(MODES), "description": "The mode requested."},
             "runId": {"type": "string", "format": "uuid"},
         },
     },
@@ -125,9 +127,9 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "runId": {"type": "string", "format": "uuid"},
             "serviceId": {"type": "string"},
-            "mode": {"enum": ["full", "incremental"]},
-            "trigger": {"enum": ["api", "notification", "poll", "connect", "cli", "repair"]},
-            "state": {"enum": ["running", "succeeded", "failed"]},
+            "mode": {"enum": list(MODES)},
+            "trigger": {"enum": list(TRIGGERS)},
+            "state": {"enum": list(RUN_STATES)},
             "fellBackToFull": {"type": "boolean"},
             "startHistoryId": {"type": ["string", "null"]},
             "historyId": {"type": ["string", "null"]},
@@ -239,7 +241,7 @@ def _sync_operation() -> dict[str, Any]:
             _SERVICE_ID,
             {"name": "mode", "in": "query", "required": False,
              "description": "`incremental` (default) or `full`.",
-             "schema": {"type": "string", "enum": ["incremental", "full"],
+             "schema": {"type": "string", "enum": sorted(MODES, reverse=True),
                         "default": "incremental"}},
             {"name": "wait", "in": "query", "required": False,
              "description": "`false`: answer 202 once the sync has started.",
@@ -271,7 +273,8 @@ def _runs_operation() -> dict[str, Any]:
         "parameters": [
             _SERVICE_ID,
             {"name": "limit", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_RUNS,
+                        "default": RECENT_RUNS}},
         ],
         "responses": {
             "200": _json(_ref("RunList"), "The runs."),

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import asyncpg
 
@@ -23,6 +23,10 @@ from db.types import Connection
 Mode = Literal["full", "incremental"]
 Trigger = Literal["api", "notification", "poll", "connect", "cli", "repair"]
 MODES: tuple[Mode, ...] = ("full", "incremental")
+TRIGGERS: tuple[Trigger, ...] = get_args(Trigger)
+#: A run's ``status``: as ``delightbridge_sync.runs`` checks it, and the API answers it.
+RunState = Literal["running", "succeeded", "failed"]
+RUN_STATES: tuple[RunState, ...] = get_args(RunState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +140,7 @@ class Run:
 
     async def finish(self, *, error_code: str | None = None, error: str | None = None) -> None:
         p = self.progress
-        status = "failed" if error_code else "succeeded"
+        status: RunState = "failed" if error_code else "succeeded"
         await asyncio.shield(self.pool.execute(
             query("sync_run_finish"), self.id, status, _num(self.end_history_id),
             len(p.threads), p.stored + p.deleted, p.deleted, self.mode, self.fell_back_to_full,

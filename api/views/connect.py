@@ -146,9 +146,9 @@ async def connect(request: web.Request) -> web.Response:
     if row is None:
         raise ServiceNotFound(service_id)
     if not _oauth_configured(settings):
-        return error_response(503, "oauth_not_configured", REASONS["not_configured"])
+        return error_response("oauth_not_configured", REASONS["not_configured"])
     if not config.trusts_origin(request):
-        return error_response(503, "public_base_url_required", PUBLIC_BASE_URL_REQUIRED)
+        return error_response("public_base_url_required", PUBLIC_BASE_URL_REQUIRED)
     assert settings.auth_secret is not None
     assert settings.google_client_id is not None
 

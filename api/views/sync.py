@@ -87,7 +87,7 @@ async def _in_progress(request: web.Request, exc: SyncInProgress) -> web.Respons
         run_id = None
     if run_id is None:
         return response
-    return error_response(409, "sync_in_progress",
+    return error_response(SyncInProgress.code,
                           f"A sync of service {exc.service_id[:100]!r} is already running; "
                           f"follow it at its run {run_id}.", runId=str(run_id))
 
@@ -171,6 +171,6 @@ async def get_run(request: web.Request) -> web.Response:
         run_id = None
     row = run_id and await request.app[POOL].fetchrow(query("sync_run_get"), service_id, run_id)
     if not row:
-        return error_response(404, "run_not_found",
+        return error_response("run_not_found",
                               f"Service {service_id[:100]!r} has no sync run with that id.")
     return web.json_response({"ok": True, "run": run_body(row)})
