@@ -16,13 +16,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 
-import aiohttp
 from aiohttp import web
 
 from api import ops
 from api.config import ApiConfig
 from api.errors import Handler, error_middleware
-from api.keys import API_CONFIG, BACKGROUND, ENGINE, HEALTH, HTTP, METRICS, POOL, SETTINGS
+from api.keys import API_CONFIG, BACKGROUND, ENGINE, HEALTH, METRICS, POOL, SETTINGS
 from api.metrics import ApiMetrics
 from api.views import connect, docs, health, sync
 from db.pool import open_pool
@@ -74,18 +73,15 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     config = EngineConfig.from_settings(settings, **app[ENGINE_OVERRIDES])
-    timeout = aiohttp.ClientTimeout(total=60, connect=15)
     async with (
         open_pool(settings) as pool,
         SyncEngine.open(pool, config) as engine,
-        aiohttp.ClientSession(timeout=timeout) as http,
         ops.health_check(pool).running() as health,
     ):
         app[POOL] = pool
         engine.observers.append(app[METRICS].engine)
         app[METRICS].engine.watch_budget(engine.budget)
         app[ENGINE] = engine
-        app[HTTP] = http
         app[HEALTH] = health
         yield
         await _drain(app[BACKGROUND])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-import aiohttp
 import asyncpg
 from aiohttp import web
 
@@ -22,8 +21,6 @@ SETTINGS = web.AppKey("settings", Settings)
 API_CONFIG = web.AppKey("api_config", ApiConfig)
 POOL = web.AppKey("pool", asyncpg.Pool)
 ENGINE = web.AppKey("engine", SyncEngine)
-#: For the API's own outbound calls (the OAuth code exchange).
-HTTP = web.AppKey("http", aiohttp.ClientSession)
 METRICS = web.AppKey("metrics", ApiMetrics)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[object]])
 #: The database health check behind /readyz and /metrics (see api.ops).

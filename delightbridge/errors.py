@@ -144,6 +144,19 @@ class OAuthRefused(DelightBridgeError):
         super().__init__(f"Google refused the refresh token: {reason}")
 
 
+class GrantRefused(DelightBridgeError):
+    """Connecting a mailbox failed at Google: its authorization code was not exchanged
+    for the tokens the service needs, or they do not open the mailbox's profile.
+    ``reason``: ``google_unavailable``, ``client_rejected``, ``code_rejected``,
+    ``token_exchange_failed``, ``no_refresh_token`` or ``insufficient_scope``."""
+
+    code = "grant_refused"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Google did not grant the mailbox's access: {reason}")
+
+
 class DemoAlreadyRunning(DelightBridgeError):
     """Another demo holds the data directory: a second one would reset its mailboxes."""
 

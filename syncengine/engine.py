@@ -41,6 +41,7 @@ from syncengine.budget import SHARED_USER_WINDOW, BudgetConfig, SharedBudget
 from syncengine.context import SyncContext
 from syncengine.gmail.calls import CallBuilder, call_builder
 from syncengine.gmail.client import GmailClient
+from syncengine.gmail import oauth
 from syncengine.gmail.oauth import AccessToken, OAuthClient, ServiceTokens
 from syncengine.gmail.pacing import QuotaPacer
 from syncengine.gmail.quota import QuotaProfile, profile_from_settings
@@ -78,6 +79,11 @@ class EngineConfig:
     # A mailbox's budget is shared by every process through PostgreSQL when its window
     # is this long (syncengine.budget.SHARED_USER_WINDOW; tests compress time).
     share_mailbox_budget_from: float = SHARED_USER_WINDOW
+
+    @property
+    def gmail_base_url(self) -> str:
+        """The Gmail API's REST root (``…/gmail/v1/``)."""
+        return f"{self.gmail_api_endpoint}/gmail/v1/"
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> EngineConfig:
@@ -137,6 +143,19 @@ class SyncEngine:
         connector = aiohttp.TCPConnector(limit=100, limit_per_host=32)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             yield cls(pool, config, session, calls)
+
+    # ------------------------------------------------------------------ grant
+
+    async def exchange_code(self, code: str, redirect_uri: str, verifier: str
+                            ) -> oauth.GrantedTokens:
+        """A connect's authorization code for the mailbox's tokens (or GrantRefused)."""
+        return await oauth.exchange_code(self._session, self.config.oauth, code,
+                                         redirect_uri, verifier)
+
+    async def mailbox_address(self, access_token: str) -> str:
+        """The address of the mailbox a fresh grant opens (or GrantRefused)."""
+        return await oauth.mailbox_address(self._session, self.config.gmail_base_url,
+                                           access_token, self.observers)
 
     # ------------------------------------------------------------------ sync
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from syncengine.gmail.client import GmailListener
+from syncengine.gmail.listener import GmailListener
 from syncengine.runs import Mode, Progress, Trigger
 
 

@@ -29,13 +29,10 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import asyncpg
 from aiohttp import web
 from yarl import URL
@@ -45,24 +42,19 @@ from api.authjs import Unauthenticated, decode_session, encode_session
 from api.config import RESULT_PATH
 from api.engine import run_sync, track
 from api.errors import error_response
-from api.keys import API_CONFIG, ENGINE, HTTP, METRICS, POOL, SETTINGS
+from api.keys import API_CONFIG, ENGINE, POOL, SETTINGS
 from api.sessions import require_admin
 from db.queries import query
 from delightbridge import logs
-from delightbridge.errors import DelightBridgeError, ServiceNotFound
+from delightbridge.errors import DelightBridgeError, GrantRefused, ServiceNotFound
 from delightbridge.settings import Settings
 from syncengine import identities, watch
+from syncengine.gmail.oauth import SCOPES, GrantedTokens
 from syncengine.runs import SyncResult
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
 
-GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
-GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
-GMAIL_SETTINGS_BASIC = "https://www.googleapis.com/auth/gmail.settings.basic"
-#: The web app's own connect asks for these: the tokens stored serve both (it sends,
-#: and lists send-as addresses, with them).
-SCOPES: tuple[str, ...] = (GMAIL_READONLY, GMAIL_SEND, GMAIL_SETTINGS_BASIC)
 #: The web app creates a service before it is connected with the address
 #: ``<id>@pending.local``; connecting fills in the mailbox's address.
 PLACEHOLDER_DOMAIN = "@pending.local"
@@ -72,7 +64,6 @@ STATE_COOKIE = "dbsync.oauth-state"
 STATE_MAX_AGE = 600
 #: Seconds the initial full sync waits for a sync already holding the service's lock.
 CONNECT_SYNC_WAIT = 120.0
-_EXCHANGE_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 
 #: Every way a connect can end badly, as the return page's ``reason``.
 PUBLIC_BASE_URL_REQUIRED = (
@@ -116,13 +107,6 @@ class ConnectFailed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.service_id = service_id
-
-
-@dataclass(frozen=True, slots=True)
-class GrantedTokens:
-    access_token: str
-    expires_at: float
-    refresh_token: str
 
 
 def _b64url(data: bytes) -> str:
@@ -257,9 +241,14 @@ async def _complete(request: web.Request) -> tuple[str, uuid.UUID]:
         row = await pool.fetchrow(query("api_connect_service"), service_id)
         if row is None:
             raise ConnectFailed("service_not_found", service_id)
-        tokens = await exchange_code(app[HTTP], settings, code, claims["redirect_uri"],
-                                     claims["pkce"], service_id)
-        address = (await profile_address(app, tokens.access_token, service_id)).strip().lower()
+        engine = app[ENGINE]
+        try:
+            tokens = await engine.exchange_code(code, claims["redirect_uri"], claims["pkce"])
+            address = (await engine.mailbox_address(tokens.access_token)).strip().lower()
+        except GrantRefused as exc:
+            log.info("Google refused the connect: %s", exc.reason, extra={
+                "action": "connect.grant_refused", "service": service_id})
+            raise ConnectFailed(exc.reason, service_id) from None
         current = str(row["email"]).strip().lower()
         placeholder = current.endswith(PLACEHOLDER_DOMAIN)
         if address != current and not placeholder:
@@ -279,88 +268,6 @@ async def _complete(request: web.Request) -> tuple[str, uuid.UUID]:
                                name=f"connect:{service_id}")
     track(app, task)
     return service_id, run_id
-
-
-async def exchange_code(session: aiohttp.ClientSession, settings: Settings, code: str,
-                        redirect_uri: str, verifier: str, service_id: str) -> GrantedTokens:
-    """Google's ``authorization_code`` grant: the tokens, or :class:`ConnectFailed`."""
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "client_id": settings.google_client_id or "",
-        "client_secret": settings.google_client_secret or "",
-        "code_verifier": verifier,
-    }
-    try:
-        async with session.post(settings.google_oauth_token_uri, data=form,
-                                headers={"Accept": "application/json"},
-                                timeout=_EXCHANGE_TIMEOUT) as response:
-            status = response.status
-            try:
-                payload = await response.json(content_type=None)
-            except ValueError:
-                payload = None
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("token endpoint unreachable: %s", type(exc).__name__, extra={
-            "action": "connect.token_unreachable", "service": service_id})
-        raise ConnectFailed("google_unavailable", service_id) from None
-    if not isinstance(payload, dict):
-        payload = {}
-    access, refresh = payload.get("access_token"), payload.get("refresh_token")
-    logs.secrets.add(access if isinstance(access, str) else None,
-                     refresh if isinstance(refresh, str) else None)
-    if status != 200 or not isinstance(access, str) or not access:
-        error = str(payload.get("error", ""))
-        log.info("token endpoint refused the code: %s %s", status, error[:60], extra={
-            "action": "connect.token_refused", "service": service_id})
-        if status == 429 or status >= 500:
-            raise ConnectFailed("google_unavailable", service_id)
-        if error in ("invalid_client", "unauthorized_client"):
-            raise ConnectFailed("client_rejected", service_id)
-        if error in ("invalid_grant", "redirect_uri_mismatch"):
-            raise ConnectFailed("code_rejected", service_id)
-        raise ConnectFailed("token_exchange_failed", service_id)
-    if not isinstance(refresh, str) or not refresh:
-        raise ConnectFailed("no_refresh_token", service_id)
-    granted = payload.get("scope")
-    if isinstance(granted, str) and not set(SCOPES) <= set(granted.split()):
-        raise ConnectFailed("insufficient_scope", service_id)
-    try:
-        expires_in = max(0.0, float(payload.get("expires_in", 3600)))
-    except (TypeError, ValueError):
-        expires_in = 0.0
-    return GrantedTokens(access, time.time() + expires_in, refresh)
-
-
-async def profile_address(app: web.Application, access_token: str, service_id: str) -> str:
-    """The address of the mailbox the access token opens (Gmail's ``users.getProfile``).
-
-    Called with the bare access token, not through a service's client: nothing is
-    stored for the service until its address is known to match.
-    """
-    settings, metrics = app[SETTINGS], app[METRICS]
-    url = f"{settings.gmail_base_url}users/me/profile"
-    metrics.engine.gmail_called("users.getProfile", 1)
-    try:
-        async with app[HTTP].get(url, headers={"Authorization": f"Bearer {access_token}",
-                                               "Accept": "application/json"},
-                                 timeout=_EXCHANGE_TIMEOUT) as response:
-            status = response.status
-            try:
-                payload = await response.json(content_type=None)
-            except ValueError:
-                payload = None
-    except (aiohttp.ClientError, TimeoutError):
-        metrics.engine.gmail_failed("connection")
-        raise ConnectFailed("google_unavailable", service_id) from None
-    address = payload.get("emailAddress") if isinstance(payload, dict) else None
-    if status != 200 or not isinstance(address, str) or not address:
-        metrics.engine.gmail_failed(f"{status}:")
-        if status == 401 or status == 403:
-            raise ConnectFailed("insufficient_scope", service_id)
-        raise ConnectFailed("google_unavailable", service_id)
-    return address
 
 
 async def store_tokens(pool: asyncpg.Pool, service_id: str, tokens: GrantedTokens, *,

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import aiohttp
 from tenacity import (
@@ -40,6 +40,7 @@ from delightbridge.errors import (
 from syncengine.budget import SharedBudget
 from syncengine.gmail import batch as batch_format
 from syncengine.gmail.calls import CallBuilder, GmailCall, json_body
+from syncengine.gmail.listener import GmailListener
 from syncengine.gmail.oauth import ServiceTokens
 from syncengine.gmail.pacing import QuotaPacer
 from syncengine.gmail.quota import COSTS_2026
@@ -117,13 +118,6 @@ def error_reason(key: str) -> str:
     if not sep:
         return key
     return reason or f"http_{status}"
-
-
-class GmailListener(Protocol):
-    """Told of every call and error as they happen (process-wide metrics)."""
-
-    def gmail_called(self, method: str, units: int) -> None: ...
-    def gmail_failed(self, key: str) -> None: ...
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""OAuth 2.0 for one service: cached access tokens, refreshed before they expire.
+"""OAuth 2.0: a mailbox's grant (:func:`exchange_code`, :func:`mailbox_address`), then
+cached access tokens for one service, refreshed before they expire.
 
 ``ServiceTokens`` hands out the cached access token while it has more than
 ``REFRESH_MARGIN`` left, refreshes it otherwise (and once more after a 401), with a
@@ -11,16 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from delightbridge import logs
-from delightbridge.errors import GmailUnavailable, OAuthRefused
+from delightbridge.errors import GmailUnavailable, GrantRefused, OAuthRefused
+from syncengine.gmail.listener import GmailListener
 
 REFRESH_MARGIN = 120.0  # seconds before expiry at which a token counts as stale
+
+GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
+GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
+GMAIL_SETTINGS_BASIC = "https://www.googleapis.com/auth/gmail.settings.basic"
+#: The web app's own connect asks for these: the tokens stored serve both (it sends,
+#: and lists send-as addresses, with them).
+SCOPES: tuple[str, ...] = (GMAIL_READONLY, GMAIL_SEND, GMAIL_SETTINGS_BASIC)
+#: Bounds each call of a connect: an admin's browser waits for it.
+GRANT_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +53,21 @@ class AccessToken:
     expires_at: float  # time.time() seconds
 
 
+@dataclass(frozen=True, slots=True)
+class GrantedTokens:
+    access_token: str
+    expires_at: float  # time.time() seconds
+    refresh_token: str
+
+
 async def _post_form(session: aiohttp.ClientSession, url: str, form: dict[str, str],
-                     endpoint: str) -> tuple[int, dict[str, Any]]:
+                     endpoint: str, limits: aiohttp.ClientTimeout | None = None
+                     ) -> tuple[int, dict[str, Any]]:
     """POST a form to one of Google's OAuth endpoints: its status and JSON object
     ({} when the body is not one); :class:`GmailUnavailable` when it cannot be reached."""
     try:
-        async with session.post(url, data=form) as response:
+        async with session.post(url, data=form, headers={"Accept": "application/json"},
+                                timeout=limits or session.timeout) as response:
             status = response.status
             try:
                 payload = await response.json(content_type=None)
@@ -57,6 +77,80 @@ async def _post_form(session: aiohttp.ClientSession, url: str, form: dict[str, s
         raise GmailUnavailable(
             f"OAuth {endpoint} endpoint unreachable: {type(exc).__name__}") from None
     return status, payload if isinstance(payload, dict) else {}
+
+
+async def exchange_code(session: aiohttp.ClientSession, client: OAuthClient, code: str,
+                        redirect_uri: str, verifier: str) -> GrantedTokens:
+    """Google's ``authorization_code`` grant (PKCE): the tokens, with offline access and
+    every scope of :data:`SCOPES`, or :class:`GrantRefused`."""
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "client_id": client.client_id,
+        "client_secret": client.client_secret,
+        "code_verifier": verifier,
+    }
+    try:
+        status, payload = await _post_form(session, client.token_uri, form, "token",
+                                           GRANT_TIMEOUT)
+    except GmailUnavailable:
+        raise GrantRefused("google_unavailable") from None
+    access, refresh_token = payload.get("access_token"), payload.get("refresh_token")
+    logs.secrets.add(access if isinstance(access, str) else None,
+                     refresh_token if isinstance(refresh_token, str) else None)
+    if status != 200 or not isinstance(access, str) or not access:
+        error = str(payload.get("error", ""))
+        if status == 429 or status >= 500:
+            raise GrantRefused("google_unavailable")
+        if error in ("invalid_client", "unauthorized_client"):
+            raise GrantRefused("client_rejected")
+        if error in ("invalid_grant", "redirect_uri_mismatch"):
+            raise GrantRefused("code_rejected")
+        raise GrantRefused("token_exchange_failed")
+    if not isinstance(refresh_token, str) or not refresh_token:
+        raise GrantRefused("no_refresh_token")
+    granted = payload.get("scope")
+    if isinstance(granted, str) and not set(SCOPES) <= set(granted.split()):
+        raise GrantRefused("insufficient_scope")
+    try:
+        expires_in = max(0.0, float(payload.get("expires_in", 3600)))
+    except (TypeError, ValueError):
+        expires_in = 0.0
+    return GrantedTokens(access, time.time() + expires_in, refresh_token)
+
+
+async def mailbox_address(session: aiohttp.ClientSession, gmail_base_url: str,
+                          access_token: str, listeners: Sequence[GmailListener] = ()) -> str:
+    """The address of the mailbox ``access_token`` opens (Gmail's ``users.getProfile``,
+    1 unit), or :class:`GrantRefused`.
+
+    Called with the bare access token, not through a service's client: nothing is
+    stored for a service until its address is known to match.
+    """
+    for listener in listeners:
+        listener.gmail_called("users.getProfile", 1)
+    try:
+        async with session.get(f"{gmail_base_url}users/me/profile",
+                               headers={"Authorization": f"Bearer {access_token}",
+                                        "Accept": "application/json"},
+                               timeout=GRANT_TIMEOUT) as response:
+            status = response.status
+            try:
+                payload = await response.json(content_type=None)
+            except ValueError:
+                payload = None
+    except (aiohttp.ClientError, TimeoutError):
+        for listener in listeners:
+            listener.gmail_failed("connection")
+        raise GrantRefused("google_unavailable") from None
+    address = payload.get("emailAddress") if isinstance(payload, dict) else None
+    if status != 200 or not isinstance(address, str) or not address:
+        for listener in listeners:
+            listener.gmail_failed(f"{status}:")
+        raise GrantRefused("insufficient_scope" if status in (401, 403)
+                           else "google_unavailable")
+    return address
 
 
 async def refresh(

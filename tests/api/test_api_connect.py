@@ -21,9 +21,10 @@ from yarl import URL
 from api.authjs import encode_session
 from api.config import ApiConfig
 from api.keys import API_CONFIG
-from api.views.connect import GMAIL_READONLY, REASONS, SCOPES, STATE_COOKIE
+from api.views.connect import REASONS, STATE_COOKIE
 from gmailsim.errors import GmailError
 from syncengine import crypto
+from syncengine.gmail.oauth import GMAIL_READONLY, SCOPES
 from tests.api.conftest import SECRET, Api, Reply
 from tests.dbutil import service_state
 
