@@ -23,7 +23,7 @@ from delightbridge import embedded_pg
 from tests.db.catalog import load_reference
 from tests.dbutil import REFERENCE_SCHEMA, create_database, drop_database, with_database
 
-pytest_plugins = ["tests.plugins.gmail", "tests.plugins.pubsub"]
+pytest_plugins = ["tests.plugins.gmail", "tests.plugins.oidc", "tests.plugins.pubsub"]
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,6 @@ from syncengine.gmail.retry import RetryPolicy
 from syncengine.outbox import Attempt
 from syncengine.parse import is_mirrored
 from syncengine.watch import RenewReport
-from tests.consumer.oidc import CertsServer, SigningKey
 from tests.plugins.gmail import gmail_settings
 from tests.plugins.pubsub import publisher, subscriber
 
@@ -429,19 +428,3 @@ class Gate:
 async def gate(env: Env) -> AsyncIterator[Gate]:
     async with Gate(env.server.base_url) as running:
         yield running
-
-
-# --- push tokens --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def google_key() -> SigningKey:
-    """The key that signs "Google's" push tokens in a test module."""
-    return SigningKey()
-
-
-@pytest.fixture
-async def certs(google_key: SigningKey) -> AsyncIterator[CertsServer]:
-    """A certs URL serving ``google_key``'s certificate, as Google's v1 certs do."""
-    async with CertsServer(google_key).running() as server:
-        yield server

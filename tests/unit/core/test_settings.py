@@ -12,7 +12,7 @@ from delightbridge import demo_dir
 from delightbridge.errors import ConfigError, DemoAlreadyRunning
 from delightbridge.settings import Settings, variable_names
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
 
 
