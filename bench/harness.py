@@ -118,7 +118,7 @@ class Harness:
     cache: dict[str, Any] = field(default_factory=dict)
     # EngineConfig overrides for every engine process (``--engine-option``): what-ifs.
     engine_options: dict[str, Any] = field(default_factory=dict)
-    # Another engine (a directory holding syncengine/) measured in the same command,
+    # Another engine (a directory holding delightbridge/sync/) measured in the same command,
     # alternating with the default one (``--compare-engine-path``): same-run ratios.
     compare_engine: str | None = None
     # Memory scenario: also a tracemalloc-traced sync of each size (``--tracemalloc``).

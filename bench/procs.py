@@ -7,8 +7,8 @@ go to stderr), and closing stdin asks a long-running job to stop. A process of i
 own gives each figure its own CPU time and peak RSS, and keeps the simulator and the
 harness out of the engine's event loop.
 
-``ENGINE_PATH`` (``--engine-path``) puts a directory holding another ``syncengine/``
-(a prototype) first on the children's ``sys.path``, so a change can be measured
+``ENGINE_PATH`` (``--engine-path``) puts a directory holding another ``delightbridge/``
+package (a prototype) first on the children's ``sys.path``, so a change can be measured
 against the same simulator, database and machine as the current engine.
 """
 

@@ -4,10 +4,10 @@ What DelightBridge's first sync did: page through ``threads.list`` (100 a page, 
 API's default), then for each thread, one after the other, ``threads.get`` with
 ``format=full`` and store its messages. To compare fetch strategies and nothing else,
 it reuses the engine's pieces for everything around the fetch: the same HTTP
-transport, OAuth and retry (:class:`~syncengine.gmail.client.GmailClient`, whose
+transport, OAuth and retry (:class:`~delightbridge.sync.gmail.client.GmailClient`, whose
 pacer never has to wait here: one 10-unit call at a time stays far below 245
 units/s), the same parsing (:meth:`SyncContext.parse`, attachments of large bodies
-included) and the same writes (:func:`syncengine.store.store_messages`, one
+included) and the same writes (:func:`delightbridge.sync.store.store_messages`, one
 transaction per thread). No batching, no concurrency, no reconciliation.
 """
 
@@ -16,11 +16,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from syncengine import store
-from syncengine.context import SyncContext
-from syncengine.engine import SyncEngine
-from syncengine.gmail.calls import GmailCall
-from syncengine.runs import Run
+from delightbridge.sync import store
+from delightbridge.sync.context import SyncContext
+from delightbridge.sync.engine import SyncEngine
+from delightbridge.sync.gmail.calls import GmailCall
+from delightbridge.sync.runs import Run
 
 
 def _url(base: str, path: str, **params: Any) -> str:

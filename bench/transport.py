@@ -21,10 +21,10 @@ from googleapiclient.http import BatchHttpRequest
 
 from bench import report
 from bench.sim import SimProcess
-from syncengine.gmail.calls import CallBuilder
-from syncengine.gmail.client import GmailClient
-from syncengine.gmail.oauth import OAuthClient, ServiceTokens
-from syncengine.gmail.pacing import QuotaPacer
+from delightbridge.sync.gmail.calls import CallBuilder
+from delightbridge.sync.gmail.client import GmailClient
+from delightbridge.sync.gmail.oauth import OAuthClient, ServiceTokens
+from delightbridge.sync.gmail.pacing import QuotaPacer
 
 
 def _google_service(base_url: str, token_uri: str, sim: Any, refresh: str) -> Any:

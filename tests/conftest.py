@@ -18,8 +18,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from db.migrate import migrate
-from delightbridge import embedded_pg
+from delightbridge.db import embedded as embedded_pg
+from delightbridge.db.migrate import migrate
 from tests.db.catalog import load_reference
 from tests.dbutil import REFERENCE_SCHEMA, create_database, drop_database, with_database
 

@@ -55,7 +55,7 @@ async def service_state(conn: asyncpg.Pool | asyncpg.Connection, service_id: str
     """A service's gmail_accounts row, its sync state (delightbridge_sync.services) and
     ``sync_state`` as the ``status`` command derives it; ``None`` values where no state
     was recorded yet."""
-    from db.queries import query
+    from delightbridge.db.queries import query
 
     row = await conn.fetchrow(
         "SELECT s.*, a.* FROM gmail_accounts a "

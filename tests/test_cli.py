@@ -10,8 +10,8 @@ from pathlib import Path
 
 import asyncpg
 
-from db.migrate import available
-from delightbridge.settings import variable_names
+from delightbridge.core.settings import variable_names
+from delightbridge.db.migrate import available
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
@@ -19,7 +19,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     clean = {k: v for k, v in os.environ.items()
              if k not in variable_names() and k != "DELIGHTBRIDGE_ENV_FILE"}
     return subprocess.run(
-        [sys.executable, "-m", "delightbridge.cli", *args],
+        [sys.executable, "-m", "delightbridge.cli.main", *args],
         env={**clean, **(env or {})}, cwd=cwd, capture_output=True, text=True, timeout=120,
         check=False,
     )

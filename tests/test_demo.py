@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from delightbridge.pubsub_emulator import free_port
-from delightbridge.settings import variable_names
+from delightbridge.core.settings import variable_names
+from delightbridge.local.pubsub_emulator import free_port
 
 LINE_TIMEOUT = 120.0
 
@@ -40,7 +40,7 @@ async def test_demo_runs_everything_and_stops_cleanly(tmp_path: Path, pubsub: st
         env["PATH"] = str(tmp_path / "bin")
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "delightbridge.cli", "demo", "--port", str(port),
+        sys.executable, "-m", "delightbridge.cli.main", "demo", "--port", str(port),
         "--mail-every", "0.5", cwd=tmp_path, env={**env, "LOG_LEVEL": "WARNING"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None

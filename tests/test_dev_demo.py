@@ -1,6 +1,6 @@
 """The newcomer's first ten minutes, through ``python3 dev.py run`` in a fresh checkout.
 
-The checkout is new (``dev.py``, ``pyproject.toml`` and ``constraints.txt`` copied to an
+The checkout is new (``dev.py``, the two ``pyproject.toml`` and ``constraints.txt`` copied to an
 empty directory, so the data directory ``.delightbridge`` starts empty) and shares the
 suite's ``.venv`` (same fingerprint: ``dev.py`` installs nothing). The demo runs in push
 mode (no java on PATH) to start fast; ``tests/test_demo.py`` covers the emulator.
@@ -25,9 +25,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from delightbridge import demo_dir
-from delightbridge.pubsub_emulator import free_port
-from delightbridge.settings import variable_names
+from delightbridge.core import demo_dir
+from delightbridge.core.settings import variable_names
+from delightbridge.local.pubsub_emulator import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE_TIMEOUT = 120.0
@@ -74,7 +74,8 @@ class Demo:
 def checkout(tmp_path: Path) -> Path:
     clone = tmp_path / "clone"
     clone.mkdir()
-    for name in ("dev.py", "pyproject.toml", "constraints.txt"):
+    (clone / "sim").mkdir()
+    for name in ("dev.py", "pyproject.toml", "sim/pyproject.toml", "constraints.txt"):
         shutil.copy2(ROOT / name, clone / name)
     (clone / ".venv").symlink_to(ROOT / ".venv")
     (tmp_path / "bin").mkdir()  # no java: push mode

@@ -1,6 +1,6 @@
 """The API on a real port, over a real database and the Gmail simulator.
 
-``api`` starts :func:`api.app.create_app` on 127.0.0.1 with settings pointing at the
+``api`` starts :func:`delightbridge.api.app.create_app` on 127.0.0.1 with settings pointing at the
 simulator (``gmail_sim``) and the test's own migrated database, and a fast retry
 policy. Its :meth:`Api.call` sends real HTTP with real cookies (minted like Auth.js
 mints them) and checks every answer against the served OpenAPI document: status
@@ -25,15 +25,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from jsonschema import Draft202012Validator, FormatChecker
 
-from api.app import create_app
-from api.config import ApiConfig
-from api.keys import BACKGROUND
-from api.openapi import document
-from api.ops import create_ops_app
-from api.sessions import mint_admin_cookie
-from delightbridge.httpserver import make_runner
-from delightbridge.settings import Settings
-from syncengine.gmail.retry import RetryPolicy
+from delightbridge.api.app import create_app
+from delightbridge.api.config import ApiConfig
+from delightbridge.api.keys import BACKGROUND
+from delightbridge.api.openapi import document
+from delightbridge.api.ops import create_ops_app
+from delightbridge.api.sessions import mint_admin_cookie
+from delightbridge.core.httpserver import make_runner
+from delightbridge.core.settings import Settings
+from delightbridge.sync.gmail.retry import RetryPolicy
 
 # GmailSim: its fixtures come from tests/conftest.py's pytest_plugins.
 from tests.plugins.gmail import GmailSim, gmail_settings
@@ -178,7 +178,7 @@ class Api:
     pool: asyncpg.Pool
     sim: GmailSim
     contract: Contract
-    ops: TestServer  # the operations app (api.ops) on a port of its own
+    ops: TestServer  # the operations app (delightbridge.api.ops) on a port of its own
 
     async def ops_get(self, path: str) -> Reply:
         """``GET`` on the operations port (readiness, metrics)."""

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.authjs import SECURE_SESSION_COOKIE_NAME, SESSION_COOKIE_NAME, encode_session
-from api.sessions import mint_admin_cookie
-from delightbridge.settings import Settings
+from delightbridge.api.authjs import SECURE_SESSION_COOKIE_NAME, SESSION_COOKIE_NAME, encode_session
+from delightbridge.api.sessions import mint_admin_cookie
+from delightbridge.core.settings import Settings
 from tests.api.conftest import ADMIN, AGENT, OPS_EMAIL, SECRET, Api, admin_cookie, agent_cookie
 from tests.dbutil import SESSIONS_TABLE
 

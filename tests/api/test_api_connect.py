@@ -16,15 +16,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from gmailsim.errors import GmailError
 from yarl import URL
 
-from api.authjs import encode_session
-from api.config import ApiConfig
-from api.keys import API_CONFIG
-from api.views.connect import REASONS, STATE_COOKIE
-from gmailsim.errors import GmailError
-from syncengine import crypto
-from syncengine.gmail.oauth import GMAIL_READONLY, SCOPES
+from delightbridge.api.authjs import encode_session
+from delightbridge.api.config import ApiConfig
+from delightbridge.api.keys import API_CONFIG
+from delightbridge.api.views.connect import REASONS, STATE_COOKIE
+from delightbridge.sync import crypto
+from delightbridge.sync.gmail.oauth import GMAIL_READONLY, SCOPES
 from tests.api.conftest import SECRET, Api, Reply
 from tests.dbutil import service_state
 

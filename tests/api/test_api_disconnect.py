@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from api.keys import ENGINE
-from syncengine import crypto, watch
-from syncengine.engine import EngineConfig, SyncEngine
+from delightbridge.api.keys import ENGINE
+from delightbridge.sync import crypto, watch
+from delightbridge.sync.engine import EngineConfig, SyncEngine
 from tests.api.conftest import AGENT, Api, agent_cookie
 from tests.api.test_api_connect import ADDRESS, SERVICE, connect_through_consent
 from tests.dbutil import service_state

@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from api.keys import HEALTH, METRICS, POOL
-from api.metrics import ApiMetrics
-from api.openapi import document
-from delightbridge import logs
+from delightbridge.api.keys import HEALTH, METRICS, POOL
+from delightbridge.api.metrics import ApiMetrics
+from delightbridge.api.openapi import document
+from delightbridge.core import logs
 from tests.api.conftest import Api
 
 

@@ -1,6 +1,6 @@
 """``delightbridge serve`` as an operator runs it, and the seed's curl example against it.
 
-The server is a real subprocess (``python -m delightbridge.cli serve --port N``)
+The server is a real subprocess (``python -m delightbridge.cli.main serve --port N``)
 configured only through its environment; the admin cookie comes from
 ``delightbridge admin-session``; the request is the seed's curl command, literally.
 Shutdown on SIGTERM lets a running sync finish first.
@@ -25,7 +25,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from delightbridge.settings import variable_names
+from delightbridge.core.settings import variable_names
 from tests.api.conftest import OPS_EMAIL, SECRET, TOKEN_KEY
 from tests.plugins.gmail import GmailSim
 
@@ -61,7 +61,7 @@ def _env(db_url: str, sim: GmailSim) -> dict[str, str]:
 
 async def _cli(env: dict[str, str], cwd: Path, *args: str) -> str:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "delightbridge.cli", *args, env=env, cwd=cwd,
+        sys.executable, "-m", "delightbridge.cli.main", *args, env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, err.decode()
@@ -103,7 +103,7 @@ async def _read_log(stream: asyncio.StreamReader, served: Served) -> None:
 async def serve(env: dict[str, str], cwd: Path) -> AsyncIterator[Served]:
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "delightbridge.cli", "serve", "--host", "127.0.0.1",
+        sys.executable, "-m", "delightbridge.cli.main", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--ops-port", "0", env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert process.stdout is not None

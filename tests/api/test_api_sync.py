@@ -14,11 +14,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+from gmailsim.errors import GmailError
 from prometheus_client.parser import text_string_to_metric_families
 
-from gmailsim.errors import GmailError
-from syncengine.gmail.retry import RetryPolicy
-from syncengine.lock import IMPORT_CLASS, LOCK_CLASS, service_lock
+from delightbridge.sync.gmail.retry import RetryPolicy
+from delightbridge.sync.lock import IMPORT_CLASS, LOCK_CLASS, service_lock
 from tests.api.conftest import FAST_RETRY, Api
 from tests.dbutil import service_state
 

@@ -34,8 +34,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from api.authjs import SECURE_SESSION_COOKIE_NAME, SESSION_COOKIE_NAME, encode_session
-from api.views.connect import STATE_COOKIE
+from delightbridge.api.authjs import SECURE_SESSION_COOKIE_NAME, SESSION_COOKIE_NAME, encode_session
+from delightbridge.api.views.connect import STATE_COOKIE
 from tests.api.conftest import ADMIN, SECRET, Api, Reply, admin_cookie
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))

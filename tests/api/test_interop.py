@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from api.authjs import (
+from delightbridge.api.authjs import (
     CHUNK_SIZE,
     SECURE_SESSION_COOKIE_NAME,
     SESSION_COOKIE_NAME,

@@ -12,14 +12,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from api import admin_session_cli
-from api.authjs import (
+from delightbridge.api.authjs import (
     SECURE_SESSION_COOKIE_NAME,
     SESSION_COOKIE_NAME,
     cookie_header_values,
     encode_session,
 )
-from api.sessions import (
+from delightbridge.api.sessions import (
     Forbidden,
     Identity,
     Unauthenticated,
@@ -27,9 +26,10 @@ from api.sessions import (
     require_admin,
     resolve_identity,
 )
-from db.migrate import migrate
-from delightbridge.errors import ConfigError
-from delightbridge.settings import Settings
+from delightbridge.cli import admin_session as admin_session_cli
+from delightbridge.core.errors import ConfigError
+from delightbridge.core.settings import Settings
+from delightbridge.db.migrate import migrate
 from tests.dbutil import SESSIONS_TABLE
 
 SECRET = "sessions-test-secret-0123456789"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from delightbridge import embedded_pg
+from delightbridge.db import embedded as embedded_pg
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,7 +2,7 @@
 processes, and the tally of everything injected.
 
 Everything here drives real components: the Gmail simulator's own mutation methods,
-Google's Pub/Sub emulator through the official client, ``python -m consumer`` as OS
+Google's Pub/Sub emulator through the official client, ``delightbridge consume`` as OS
 processes. Randomness comes from one seeded ``random.Random`` per part.
 """
 
@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from delightbridge.settings import variable_names
 from gmailsim import Simulator
 from gmailsim import labels as L
+
+from delightbridge.core.settings import variable_names
 from tests.plugins.pubsub import publisher, subscriber
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -281,7 +282,7 @@ def process_env(variables: dict[str, str]) -> dict[str, str]:
 
 
 class ConsumerSlot:
-    """One consumer: ``python -m consumer`` kept running like a pod (restarted when it
+    """One consumer: ``delightbridge consume`` kept running like a pod (restarted when it
     exits); :meth:`kill` SIGKILLs it and it comes back after ``downtime``."""
 
     def __init__(self, name: str, env: dict[str, str], cwd: Path, tally: Tally,
@@ -311,7 +312,8 @@ class ConsumerSlot:
         self.started.clear()
         self.tail.clear()
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "consumer", "--host", "127.0.0.1", "--port", "0",
+            sys.executable, "-m", "delightbridge.cli.main", "consume", "--host", "127.0.0.1",
+            "--port", "0",
             env=self.env, cwd=self.cwd, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
 

@@ -1,7 +1,7 @@
 """The chaos soak (issue #9): zero drift whatever happens.
 
 Watched mailboxes in the Gmail simulator (served over HTTP in this process), a real
-PostgreSQL of the test's own, Google's Pub/Sub emulator, and two ``python -m consumer``
+PostgreSQL of the test's own, Google's Pub/Sub emulator, and two ``delightbridge consume``
 OS processes pulling one subscription. Over the run, with a printed seed:
 
 * random mutations (new mail, replies, label changes, read/unread, archive, trash,
@@ -11,7 +11,7 @@ OS processes pulling one subscription. Over the run, with a printed seed:
 * Gmail faults: 5 % 500/503 on every method and bursts of 429;
 * consumers SIGKILLed at random and restarted; PostgreSQL stopped and started while
   they run; the history window shrunk once (404, so a full resync); concurrent manual
-  full syncs through the API (``api.app.create_app`` on a real port, admin cookie).
+  full syncs through the API (``delightbridge.api.app.create_app`` on a real port, admin cookie).
 
 Then quiescence: injections stop, faults are restored, and every service's cursor must
 reach its mailbox's history id (the consumers' sweep covers dropped notifications) and
@@ -42,17 +42,17 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
-
-from api.app import create_app
-from api.sessions import mint_admin_cookie
-from db.migrate import migrate
-from delightbridge.settings import Settings
 from gmailsim import Simulator
 from gmailsim.push import PushConfig
 from gmailsim.server import RunningSimulator, serve
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.parse import is_mirrored
-from syncengine.verify import verify
+
+from delightbridge.api.app import create_app
+from delightbridge.api.sessions import mint_admin_cookie
+from delightbridge.core.settings import Settings
+from delightbridge.db.migrate import migrate
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.parse import is_mirrored
+from delightbridge.sync.verify import verify
 from tests.chaos.conftest import PgServer
 from tests.chaos.soak import LONG, SHORT, ConsumerSlot, Mutator, Relay, Sizes, Tally, process_env
 from tests.plugins.gmail import gmail_settings

@@ -27,21 +27,21 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
-from google.protobuf import duration_pb2
-
-from consumer.config import ConsumerConfig
-from consumer.handler import Delivery, Outcome
-from consumer.sweep import SweepReport
-from consumer.worker import Worker
-from delightbridge.settings import Settings
 from gmailsim import Simulator
 from gmailsim.push import PushConfig
 from gmailsim.server import RunningSimulator, serve
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.gmail.retry import RetryPolicy
-from syncengine.outbox import Attempt
-from syncengine.parse import is_mirrored
-from syncengine.watch import RenewReport
+from google.protobuf import duration_pb2
+
+from delightbridge.consumer.config import ConsumerConfig
+from delightbridge.consumer.handler import Delivery, Outcome
+from delightbridge.consumer.sweep import SweepReport
+from delightbridge.consumer.worker import Worker
+from delightbridge.core.settings import Settings
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.gmail.retry import RetryPolicy
+from delightbridge.sync.outbox import Attempt
+from delightbridge.sync.parse import is_mirrored
+from delightbridge.sync.watch import RenewReport
 from tests.plugins.gmail import gmail_settings
 from tests.plugins.pubsub import publisher, subscriber
 

@@ -1,7 +1,7 @@
 """Hostile Pub/Sub messages through a running consumer (issue #9), found by hypothesis.
 
-Pull: one :class:`~consumer.worker.Worker` pulls from the official Pub/Sub emulator for
-the whole test and syncs into a real PostgreSQL from the Gmail simulator. Hypothesis
+Pull: one :class:`~delightbridge.consumer.worker.Worker` pulls from the official Pub/Sub
+emulator for the whole test and syncs into a real PostgreSQL from the Gmail simulator. Hypothesis
 generates batches of messages (arbitrary bytes; JSON of the wrong shape or types;
 notification-shaped JSON with unknown, malformed or unicode addresses and negative,
 huge, float or non-numeric history ids; bodies of 300 kB and JSON nested past the
@@ -56,7 +56,7 @@ from google.api_core.exceptions import DeadlineExceeded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.notification import Reason, Rejection, decode_pull, decode_push
+from delightbridge.consumer.notification import Reason, Rejection, decode_pull, decode_push
 from tests.consumer.conftest import MAX_DELIVERY_ATTEMPTS, Env, RunningWorker
 from tests.consumer.oidc import AUDIENCE, PUSH_ACCOUNT, CertsServer, SigningKey
 from tests.plugins.pubsub import publisher, subscriber
@@ -530,7 +530,8 @@ async def test_unstorable_addresses_are_acked_once_as_bad_email(env: Env) -> Non
 # --- the push endpoint -------------------------------------------------------------------------
 #
 # The same message cases, delivered as push requests to POST /pubsub/push of a worker in
-# push mode, with fuzzed tokens, envelopes and headers. The contract (consumer/push.py):
+# push mode, with fuzzed tokens, envelopes and headers. The contract
+# (delightbridge/consumer/push.py):
 # 401/403 for a refused token (checked first), 400 for a malformed envelope, 413 for a
 # body over 1 MiB, 204 once a well-formed envelope's data is handled (bad data is acked,
 # as in pull mode); 503 only for what a retry may fix, which no case here provokes; never

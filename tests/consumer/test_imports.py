@@ -3,7 +3,7 @@ import worker and returns; notifications go on being synced meanwhile."""
 
 from __future__ import annotations
 
-from syncengine.runs import SyncResult
+from delightbridge.sync.runs import SyncResult
 from tests.consumer.conftest import Env
 
 SERVICE, ADDRESS = "service-noji", "support@noji.example"

@@ -1,4 +1,4 @@
-"""``python -m consumer`` as a real process: signals, exit codes, one-line errors, logs.
+"""``delightbridge consume`` as a real process: signals, exit codes, one-line errors, logs.
 
 The process pulls from the emulator and syncs from the simulator through a gate that
 holds Gmail's ``history.list``, so SIGTERM lands in the middle of a sync for certain.
@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from delightbridge.settings import variable_names
+from delightbridge.core.settings import variable_names
 from tests.consumer.conftest import PROJECT, TOKEN_KEY, Env, Gate
 
 SERVICE, ADDRESS = "service-noji", "support@noji.example"
@@ -92,7 +92,8 @@ class Process:
 async def consumer_process(env: Env, *args: str, cwd: Path, **variables: str
                            ) -> AsyncIterator[Process]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "consumer", "--host", "127.0.0.1", "--port", "0", *args,
+        sys.executable, "-m", "delightbridge.cli.main", "consume", "--host", "127.0.0.1",
+        "--port", "0", *args,
         env=process_env(env, **variables), cwd=cwd, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE)
     process = Process(proc)

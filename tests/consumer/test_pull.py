@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from syncengine.lock import LOCK_CLASS
+from delightbridge.sync.lock import LOCK_CLASS
 from tests.consumer.conftest import MAX_DELIVERY_ATTEMPTS, Env
 from tests.dbutil import service_state
 

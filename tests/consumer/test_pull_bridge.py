@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consumer.metrics import ConsumerMetrics
-from consumer.pull import PullBridge, subscriber_client
+from delightbridge.consumer.metrics import ConsumerMetrics
+from delightbridge.consumer.pull import PullBridge, subscriber_client
 from tests.consumer.conftest import PubSub
 from tests.plugins.pubsub import subscriber
 

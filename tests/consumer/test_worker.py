@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumer.pull import PubSubError
+from delightbridge.consumer.pull import PubSubError
 from tests.consumer.conftest import Env, Gate
 from tests.plugins.pubsub import subscriber
 

@@ -16,11 +16,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from db.migrate import migrate
-from syncengine import watch
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.gmail.quota import QuotaProfile
-from syncengine.gmail.retry import FAST_POLICY
+from delightbridge.db.migrate import migrate
+from delightbridge.sync import watch
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.gmail.quota import QuotaProfile
+from delightbridge.sync.gmail.retry import FAST_POLICY
 from tests.contract.drizzle import DrizzleKit, install
 from tests.db import legacy
 from tests.db.catalog import (

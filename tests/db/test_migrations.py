@@ -15,9 +15,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from db import migrate as migrations
-from db.queries import query
-from delightbridge.errors import MigrationError
+from delightbridge.core.errors import MigrationError
+from delightbridge.db import migrate as migrations
+from delightbridge.db.queries import query
 from tests.db import legacy
 from tests.db.catalog import (
     SERVICE_SCHEMA,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from db.queries import all_queries, query
+from delightbridge.db.queries import all_queries, query
 
 
 @pytest.mark.parametrize("name", sorted(all_queries()))

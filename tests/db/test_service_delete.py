@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from db.queries import query
+from delightbridge.db.queries import query
 from tests.dbutil import ident
 
 WATCH_EXPIRES = datetime(2026, 12, 12, tzinfo=UTC)

@@ -17,11 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from db.migrate import migrate
-from syncengine import watch
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.gmail.quota import QuotaProfile
-from syncengine.gmail.retry import FAST_POLICY
+from delightbridge.db.migrate import migrate
+from delightbridge.sync import watch
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.gmail.quota import QuotaProfile
+from delightbridge.sync.gmail.retry import FAST_POLICY
 from tests.db.catalog import load_reference
 from tests.dbutil import ident
 from tests.plugins.gmail import GmailSim

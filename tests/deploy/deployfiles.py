@@ -38,10 +38,10 @@ SECRET_VARIABLES = frozenset({"AUTH_SECRET", "GOOGLE_CLIENT_SECRET", "TOKEN_ENCR
 
 
 def _consumer_settle_seconds() -> float:
-    """consumer/worker.py: after the syncs' shutdown timeout, message handlers get
+    """delightbridge/consumer/worker.py: after the syncs' shutdown timeout, message handlers get
     SETTLE_TIMEOUT (10 s when this was written) to ack or nack; grace periods must
     cover both."""
-    from consumer import worker
+    from delightbridge.consumer import worker
 
     return float(getattr(worker, "SETTLE_TIMEOUT", 10.0))
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from delightbridge.settings import Settings, variable_names
+from delightbridge.core.settings import Settings, variable_names
 from tests.deploy.deployfiles import (
     COMPOSE,
     CONSUMER_SETTLE_SECONDS,

@@ -26,9 +26,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from delightbridge import pubsub_emulator as emulator_process
-from delightbridge.pubsub_emulator import free_port
-from delightbridge.settings import Settings, variable_names
+from delightbridge.core.settings import Settings, variable_names
+from delightbridge.local import pubsub_emulator as emulator_process
+from delightbridge.local.pubsub_emulator import free_port
 from tests.deploy.deployfiles import DEPLOY, ROOT, compose, compose_env
 
 README = DEPLOY / "README.md"

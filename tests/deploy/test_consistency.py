@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from delightbridge import cli
+from delightbridge.cli import main as cli
 from tests.deploy.deployfiles import (
     DEPLOY,
     command_list,
@@ -20,9 +20,9 @@ from tests.deploy.deployfiles import (
     k8s_documents,
 )
 
-# Subcommands implemented in a module that ``delightbridge/cli.py`` may not register yet:
+# Subcommands implemented in a module that ``delightbridge/cli/main.py`` may not register yet:
 # their options are checked against that module's own ``configure``.
-FALLBACK_MODULES = {"consume": "consumer.cli"}
+FALLBACK_MODULES = {"consume": "delightbridge.cli.consume"}
 
 
 def _command_lines() -> list[tuple[str, list[str]]]:
@@ -59,7 +59,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         return cli.build_parser().parse_args(argv)
     module = FALLBACK_MODULES.get(name)
     if module is None:
-        pytest.skip(f"`delightbridge {name}` is not registered in delightbridge/cli.py yet")
+        pytest.skip(f"`delightbridge {name}` is not registered in delightbridge/cli/main.py yet")
     parser = argparse.ArgumentParser(prog=f"delightbridge {name}")
     importlib.import_module(module).configure(parser)
     return parser.parse_args(argv[1:])

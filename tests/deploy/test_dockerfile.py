@@ -100,7 +100,10 @@ def test_base_image_is_pinned_by_version_and_the_same_for_both_stages(df: Docker
 def test_reproducible_install_with_constraints_and_pinned_tools(df: Dockerfile) -> None:
     runs = " ".join(i.args for i in df.all("RUN", 0))
     assert re.search(r"pip install --no-cache-dir\s+-c constraints\.txt\s+"
-                     r"--build-constraint deploy/build-constraints\.txt\s+\.(\s|$)", runs), runs
+                     r"--build-constraint deploy/build-constraints\.txt\s+\"\$@\"", runs), runs
+    # The production image installs the service alone; LOCAL=true adds the simulator.
+    assert arg_defaults(df, 0)["LOCAL"] == "false"
+    assert 'else set -- .; fi' in runs
     assert re.search(r'pip install --no-cache-dir "pip==\$\{PIP_VERSION\}"', runs), runs
     pip_version = arg_defaults(df)["PIP_VERSION"]
     # --build-constraint needs pip 25.3 or later.
@@ -192,15 +195,15 @@ def test_dockerignore_keeps_the_copied_paths_and_drops_local_state(df: Dockerfil
             relative = some.relative_to(ROOT).as_posix()
             assert not dockerignore_excludes(patterns, relative), relative
     for local in (".env", ".venv/bin/python", ".git/config", ".delightbridge/pgdata/PG_VERSION",
-                  "api/__pycache__/app.cpython-311.pyc", "tests/conftest.py"):
+                  "delightbridge/api/__pycache__/app.cpython-311.pyc", "tests/conftest.py"):
         assert dockerignore_excludes(patterns, local), f"{local} would be sent to the builder"
 
 
 def test_dockerignore_matcher() -> None:
-    patterns = ["**", "!api", "**/__pycache__"]
+    patterns = ["**", "!delightbridge", "**/__pycache__"]
     assert dockerignore_excludes(patterns, "x/y")
-    assert not dockerignore_excludes(patterns, "api/app.py")
-    assert dockerignore_excludes(patterns, "api/__pycache__/a.pyc")
+    assert not dockerignore_excludes(patterns, "delightbridge/api/app.py")
+    assert dockerignore_excludes(patterns, "delightbridge/api/__pycache__/a.pyc")
     assert dockerignore_excludes(["*.md", "!README.md"], "CHANGES.md")
     assert not dockerignore_excludes(["*.md", "!README.md"], "README.md")
 

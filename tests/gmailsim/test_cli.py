@@ -84,7 +84,7 @@ async def test_run_with_the_project_hooks() -> None:
 
 
 async def test_run_takes_the_oauth_client_from_the_settings() -> None:
-    from delightbridge.settings import Settings
+    from delightbridge.core.settings import Settings
 
     parser = argparse.ArgumentParser()
     cli.configure(parser)

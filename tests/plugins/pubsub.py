@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from delightbridge import pubsub_emulator as pubsub_emulator_process
+from delightbridge.local import pubsub_emulator as pubsub_emulator_process
 
 PROJECT = "gmailsim-test"
 

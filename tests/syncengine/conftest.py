@@ -8,12 +8,12 @@ from typing import Any
 
 import asyncpg
 import pytest
-
-from delightbridge.settings import Settings
 from gmailsim import Mailbox, Simulator
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.gmail.quota import QuotaProfile
-from syncengine.gmail.retry import FAST_POLICY
+
+from delightbridge.core.settings import Settings
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.gmail.quota import QuotaProfile
+from delightbridge.sync.gmail.retry import FAST_POLICY
 from tests.plugins.gmail import GmailSim, gmail_settings
 
 ACCOUNT = "svc-noji"

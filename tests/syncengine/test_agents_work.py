@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from syncengine import store
-from syncengine.parse import parse_message
+from delightbridge.sync import store
+from delightbridge.sync.parse import parse_message
 from tests.syncengine.conftest import SyncSetup
 from tests.syncengine.mirror import assert_mirror
 

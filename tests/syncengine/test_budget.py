@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from delightbridge.errors import DailyBudgetExhausted
-from syncengine import imports
-from syncengine.budget import BudgetConfig, ProjectBudget, next_quota_day
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.gmail.quota import PROFILES
-from syncengine.gmail.retry import FAST_POLICY
-from syncengine.runs import Progress
+from delightbridge.core.errors import DailyBudgetExhausted
+from delightbridge.sync import imports
+from delightbridge.sync.budget import BudgetConfig, ProjectBudget, next_quota_day
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.gmail.quota import PROFILES
+from delightbridge.sync.gmail.retry import FAST_POLICY
+from delightbridge.sync.runs import Progress
 from tests.syncengine.conftest import SyncSetup, add_service, engine_settings
 from tests.syncengine.mirror import assert_mirror
 

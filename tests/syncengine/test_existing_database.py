@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncpg
 
-from db.migrate import migrate
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.gmail.quota import QuotaProfile
-from syncengine.gmail.retry import FAST_POLICY
+from delightbridge.db.migrate import migrate
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.gmail.quota import QuotaProfile
+from delightbridge.sync.gmail.retry import FAST_POLICY
 from tests.plugins.gmail import GmailSim
 from tests.syncengine.conftest import engine_settings
 from tests.syncengine.mirror import assert_mirror

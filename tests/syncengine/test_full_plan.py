@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from delightbridge.errors import GmailError
-from syncengine import full
+from delightbridge.core.errors import GmailError
+from delightbridge.sync import full
 from tests.syncengine.conftest import SyncSetup
 from tests.syncengine.mirror import assert_mirror
 

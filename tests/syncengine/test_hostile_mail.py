@@ -9,8 +9,8 @@ import base64
 import io
 import logging
 
-from delightbridge import logs
-from delightbridge.settings import Settings
+from delightbridge.core import logs
+from delightbridge.core.settings import Settings
 from tests.syncengine.conftest import SyncSetup
 from tests.syncengine.mirror import assert_mirror
 

@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from syncengine import imports, store
-from syncengine.parse import parse_message
-from syncengine.runs import Progress, SyncResult, Trigger
+from delightbridge.sync import imports, store
+from delightbridge.sync.parse import parse_message
+from delightbridge.sync.runs import Progress, SyncResult, Trigger
 from tests.syncengine.conftest import SyncSetup
 from tests.syncengine.gmail_payload import MAILBOX, new_message, to_gmail
 from tests.syncengine.mirror import assert_mirror

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from syncengine.lock import service_lock
+from delightbridge.sync.lock import service_lock
 
 SERVICE = "service-lock"
 

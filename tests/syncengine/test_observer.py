@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry
 
-from delightbridge.errors import ServiceNotFound
-from syncengine.metrics import EngineMetrics
-from syncengine.runs import Mode, Progress, Trigger
+from delightbridge.core.errors import ServiceNotFound
+from delightbridge.sync.metrics import EngineMetrics
+from delightbridge.sync.runs import Mode, Progress, Trigger
 from tests.syncengine.conftest import SyncSetup
 
 

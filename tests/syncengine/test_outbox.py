@@ -18,12 +18,13 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from delightbridge.settings import Settings
-from syncengine import events, events_cli
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.gmail.quota import QuotaProfile
-from syncengine.gmail.retry import FAST_POLICY
-from syncengine.outbox import Attempt, Dispatcher, OutboxConfig
+from delightbridge.cli import events as events_cli
+from delightbridge.core.settings import Settings
+from delightbridge.sync import events
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.gmail.quota import QuotaProfile
+from delightbridge.sync.gmail.retry import FAST_POLICY
+from delightbridge.sync.outbox import Attempt, Dispatcher, OutboxConfig
 from tests.syncengine.conftest import SyncSetup, add_service, engine_settings
 
 SECRET = "events-secret-for-the-tests-0123456789"

@@ -11,11 +11,11 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from delightbridge.settings import variable_names
-from syncengine import crypto, watch
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.gmail.quota import QuotaProfile
-from syncengine.gmail.retry import FAST_POLICY
+from delightbridge.core.settings import variable_names
+from delightbridge.sync import crypto, watch
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.gmail.quota import QuotaProfile
+from delightbridge.sync.gmail.retry import FAST_POLICY
 from tests.syncengine.conftest import SyncSetup, engine_settings
 
 OLD, NEW = bytes(range(1, 33)), bytes(range(2, 34))
@@ -30,7 +30,7 @@ async def _cli(db_url: str, command: str, env_extra: dict[str, str]) -> tuple[in
     env = {k: v for k, v in os.environ.items() if k not in variable_names()}
     env.update({"DATABASE_URL": db_url, **env_extra})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "delightbridge.cli", command, env=env,
+        sys.executable, "-m", "delightbridge.cli.main", command, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode is not None

@@ -6,8 +6,8 @@ import uuid
 
 import asyncpg
 
-from syncengine import store
-from syncengine.parse import parse_message
+from delightbridge.sync import store
+from delightbridge.sync.parse import parse_message
 from tests.syncengine.conftest import add_service
 from tests.syncengine.gmail_payload import MAILBOX, new_message, to_gmail
 

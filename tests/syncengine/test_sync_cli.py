@@ -7,7 +7,7 @@ import os
 import re
 import sys
 
-from delightbridge.settings import variable_names
+from delightbridge.core.settings import variable_names
 from tests.syncengine.conftest import SyncSetup
 
 
@@ -20,7 +20,7 @@ async def _run(setup: SyncSetup, db_url: str, *args: str) -> tuple[int, str, str
         "GMAIL_QUOTA_USER_UNITS": "100000000", "LOG_FORMAT": "json",
     })
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "delightbridge.cli", "sync", *args, env=env,
+        sys.executable, "-m", "delightbridge.cli.main", "sync", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode is not None

@@ -11,10 +11,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-
-from delightbridge.errors import ServiceNotConnected, SyncInProgress
 from gmailsim.calls import ApiRequest, ApiResponse
-from syncengine.lock import service_lock
+
+from delightbridge.core.errors import ServiceNotConnected, SyncInProgress
+from delightbridge.sync.lock import service_lock
 from tests.dbutil import service_state
 from tests.syncengine.conftest import SyncSetup
 from tests.syncengine.mirror import assert_mirror, mirror_digest
@@ -228,7 +228,7 @@ async def test_cursor_only_moves_forward(setup: SyncSetup) -> None:
     # A full sync whose profile answer is older cannot move the stored cursor back.
     await setup.pool.execute("UPDATE gmail_accounts SET last_history_id = $2 WHERE id = $1",
                              setup.account_id, str(current + 10**9))
-    from syncengine import store
+    from delightbridge.sync import store
 
     async with setup.pool.acquire() as conn:
         await store.advance_cursor(conn, setup.account_id, current)

@@ -6,11 +6,11 @@ import aiohttp
 import asyncpg
 import pytest
 
-from delightbridge.errors import GmailError
-from syncengine import crypto
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.gmail.quota import QuotaProfile
-from syncengine.gmail.retry import FAST_POLICY
+from delightbridge.core.errors import GmailError
+from delightbridge.sync import crypto
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.gmail.quota import QuotaProfile
+from delightbridge.sync.gmail.retry import FAST_POLICY
 from tests.dbutil import service_state
 from tests.syncengine.conftest import SyncSetup, engine_settings
 from tests.syncengine.mirror import assert_mirror
@@ -41,7 +41,7 @@ async def test_web_app_tokens_stay_plain_and_an_earlier_sealed_one_is_still_read
         assert (answer.status, (await answer.json())["emailAddress"]) == (200, setup.address)
     assert row["access_token_expires_at"] is not None
     # Without the key an encrypted token is a clear error, not garbage sent to Google.
-    from delightbridge.errors import TokenDecryptionError
+    from delightbridge.core.errors import TokenDecryptionError
 
     with pytest.raises(TokenDecryptionError, match="TOKEN_ENCRYPTION_KEY is unset"):
         await setup.engine.sync(setup.account_id, trigger="cli")

@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from delightbridge.errors import GmailUnavailable
-from delightbridge.pubsub_emulator import free_port
-from delightbridge.settings import variable_names
-from syncengine.engine import EngineConfig, SyncEngine
-from syncengine.gmail.quota import QuotaProfile
-from syncengine.gmail.retry import FAST_POLICY
-from syncengine.lock import service_lock
-from syncengine.verify import verify
+from delightbridge.core.errors import GmailUnavailable
+from delightbridge.core.settings import variable_names
+from delightbridge.local.pubsub_emulator import free_port
+from delightbridge.sync.engine import EngineConfig, SyncEngine
+from delightbridge.sync.gmail.quota import QuotaProfile
+from delightbridge.sync.gmail.retry import FAST_POLICY
+from delightbridge.sync.lock import service_lock
+from delightbridge.sync.verify import verify
 from tests.syncengine.conftest import SyncSetup, engine_settings
 from tests.syncengine.mirror import assert_mirror
 
@@ -85,7 +85,7 @@ def _env(setup: SyncSetup, db_url: str) -> dict[str, str]:
 
 async def _verify_cli(setup: SyncSetup, db_url: str, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "delightbridge.cli", "verify", *args, env=_env(setup, db_url),
+        sys.executable, "-m", "delightbridge.cli.main", "verify", *args, env=_env(setup, db_url),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode is not None, err

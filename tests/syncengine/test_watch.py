@@ -8,13 +8,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from db.queries import query
-from delightbridge.errors import ServiceNotConnected
-from delightbridge.settings import variable_names
 from gmailsim.errors import GmailError as SimError
-from syncengine import watch
-from syncengine.watch import WatchSettings, renew_all
+
+from delightbridge.core.errors import ServiceNotConnected
+from delightbridge.core.settings import variable_names
+from delightbridge.db.queries import query
+from delightbridge.sync import watch
+from delightbridge.sync.watch import WatchSettings, renew_all
 from tests.dbutil import service_state
 from tests.syncengine.conftest import SyncSetup, add_service
 
@@ -78,7 +78,7 @@ async def test_failures_are_recorded_and_surface(setup: SyncSetup, db_url: str) 
                 "GOOGLE_CLIENT_ID": setup.sim.client_id,
                 "GOOGLE_CLIENT_SECRET": setup.sim.client_secret})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "delightbridge.cli", "renew-watches", env=env,
+        sys.executable, "-m", "delightbridge.cli.main", "renew-watches", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode == 1

@@ -13,7 +13,8 @@ from email.header import decode_header, make_header
 from typing import Any
 
 from gmailsim.mime import KINDS
-from syncengine import identities
+
+from delightbridge.sync import identities
 from tests.syncengine import webapp_rules as web
 from tests.syncengine.conftest import SyncSetup
 

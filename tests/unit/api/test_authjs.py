@@ -14,7 +14,7 @@ from joserfc.jwe import JWERegistry
 from joserfc.jwk import OctKey
 from joserfc.util import urlsafe_b64encode
 
-from api.authjs import (
+from delightbridge.api.authjs import (
     CHUNK_SIZE,
     CLOCK_TOLERANCE,
     SECURE_SESSION_COOKIE_NAME,
@@ -30,7 +30,7 @@ from api.authjs import (
     looks_like_jwe,
     session_token_from_cookies,
 )
-from delightbridge.errors import ConfigError, DelightBridgeError
+from delightbridge.core.errors import ConfigError, DelightBridgeError
 
 SECRET = "test-auth-secret-0123456789abcdef"
 CLAIMS = {"name": "Ada Admin", "email": "ada@delightbridge.example", "sub": "1122334455"}

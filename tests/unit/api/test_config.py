@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from api.config import GOOGLE_AUTH_URI, ApiConfig
-from delightbridge.settings import Settings
+from delightbridge.api.config import GOOGLE_AUTH_URI, ApiConfig
+from delightbridge.core.settings import Settings
 
 PROPOSED = {
     "GOOGLE_OAUTH_AUTH_URI": "https://accounts.example/o/oauth2/v2/auth",

@@ -8,10 +8,10 @@ from typing import Any, cast
 
 import pytest
 
-from consumer import cli
-from consumer.config import GOOGLE_CERTS_URL, ConsumerConfig
-from delightbridge.errors import ConfigError
-from delightbridge.settings import Settings
+from delightbridge.cli import consume as cli
+from delightbridge.consumer.config import GOOGLE_CERTS_URL, ConsumerConfig
+from delightbridge.core.errors import ConfigError
+from delightbridge.core.settings import Settings
 
 
 def test_defaults_follow_the_issue() -> None:

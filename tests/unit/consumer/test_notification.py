@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.notification import (
+from delightbridge.consumer.notification import (
     MAX_HISTORY_ID,
     Notification,
     Reason,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from consumer.push import (
+from delightbridge.consumer.push import (
     CertificateCache,
     MalformedEnvelope,
     OidcVerifier,

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from consumer.scheduler import Scheduler, ShuttingDown
-from delightbridge.errors import GmailUnavailable
-from syncengine.runs import SyncResult, Trigger
+from delightbridge.consumer.scheduler import Scheduler, ShuttingDown
+from delightbridge.core.errors import GmailUnavailable
+from delightbridge.sync.runs import SyncResult, Trigger
 
 
 def result(service_id: str, history_id: int | None) -> SyncResult:

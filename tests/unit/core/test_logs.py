@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from delightbridge import logs
-from delightbridge.settings import Settings
+from delightbridge.core import logs
+from delightbridge.core.settings import Settings
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from delightbridge import demo_dir
-from delightbridge.errors import ConfigError, DemoAlreadyRunning
-from delightbridge.settings import Settings, variable_names
+from delightbridge.core import demo_dir
+from delightbridge.core.errors import ConfigError, DemoAlreadyRunning
+from delightbridge.core.settings import Settings, variable_names
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()

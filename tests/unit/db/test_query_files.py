@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from db.queries import parse, query
+from delightbridge.db.queries import parse, query
 
 
 def test_unknown_query_name_is_a_clear_error() -> None:

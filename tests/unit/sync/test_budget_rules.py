@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from syncengine.budget import next_quota_day, quota_day
-from syncengine.gmail.pacing import QuotaPacer
+from delightbridge.sync.budget import next_quota_day, quota_day
+from delightbridge.sync.gmail.pacing import QuotaPacer
 
 
 def test_the_quota_day_is_pacific() -> None:

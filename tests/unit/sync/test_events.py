@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from syncengine import events
-from syncengine.outbox import OutboxConfig, backoff
+from delightbridge.sync import events
+from delightbridge.sync.outbox import OutboxConfig, backoff
 
 SECRET = "an-events-secret-of-32-characters!!"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from syncengine.full import Fetch, Held, Plan
+from delightbridge.sync.full import Fetch, Held, Plan
 
 
 def _thread(thread_id: str, *ids: str) -> dict[str, object]:

@@ -13,14 +13,14 @@ import httplib2
 import pytest
 from googleapiclient.discovery import build
 
-from syncengine.gmail import batch
-from syncengine.gmail.batch import batch_units
-from syncengine.gmail.calls import CallBuilder, GmailCall
-from syncengine.gmail.client import THREADS_PER_BATCH, GmailClient, _Gate
-from syncengine.gmail.oauth import ServiceTokens
-from syncengine.gmail.pacing import QuotaPacer
-from syncengine.gmail.quota import COSTS_2026, LEGACY_COSTS
-from syncengine.gmail.retry import (
+from delightbridge.sync.gmail import batch
+from delightbridge.sync.gmail.batch import batch_units
+from delightbridge.sync.gmail.calls import CallBuilder, GmailCall
+from delightbridge.sync.gmail.client import THREADS_PER_BATCH, GmailClient, _Gate
+from delightbridge.sync.gmail.oauth import ServiceTokens
+from delightbridge.sync.gmail.pacing import QuotaPacer
+from delightbridge.sync.gmail.quota import COSTS_2026, LEGACY_COSTS
+from delightbridge.sync.gmail.retry import (
     RetryPolicy,
     Verdict,
     classify,

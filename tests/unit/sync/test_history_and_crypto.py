@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from delightbridge.errors import TokenDecryptionError
-from syncengine import crypto, history
+from delightbridge.core.errors import TokenDecryptionError
+from delightbridge.sync import crypto, history
 
 
 def _m(mid: str) -> dict[str, object]:

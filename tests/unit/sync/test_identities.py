@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from syncengine.identities import identities_from, identity_row_id
-from syncengine.threads import SenderIdentity
+from delightbridge.sync.identities import identities_from, identity_row_id
+from delightbridge.sync.threads import SenderIdentity
 
 
 def _ids(answer: dict[str, Any]) -> list[tuple[str, bool, bool, str]]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from syncengine.full import Plan
-from syncengine.imports import Known, LabelSets, sort_out
+from delightbridge.sync.full import Plan
+from delightbridge.sync.imports import Known, LabelSets, sort_out
 
 
 def test_sort_out_skips_what_is_stored_or_newer_and_a_repair_what_is_unchanged() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from syncengine import parse
-from syncengine.parse import (
+from delightbridge.sync import parse
+from delightbridge.sync.parse import (
     Address,
     Attachment,
     BodyPartRef,

@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncengine.mime_text import b64url_decode, clean_line, decode_bytes, decode_rfc2047
-from syncengine.parse import ParsedMessage, parse_message
+from delightbridge.sync.mime_text import b64url_decode, clean_line, decode_bytes, decode_rfc2047
+from delightbridge.sync.parse import ParsedMessage, parse_message
 
 # Fragments that have broken mail parsers: line breaks of every kind, NUL, lone
 # surrogates, encoded-words with bad charsets / bad payloads, folded continuations.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import logging
 
-from syncengine.cli import CLEAR_LINE, ProgressLine
-from syncengine.runs import Progress
+from delightbridge.cli.sync import CLEAR_LINE, ProgressLine
+from delightbridge.sync.runs import Progress
 
 
 class _Terminal(io.StringIO):

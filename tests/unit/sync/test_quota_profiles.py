@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from delightbridge.errors import ConfigError
-from delightbridge.settings import Settings
-from syncengine.gmail.quota import COSTS_2026, LEGACY_COSTS, PROFILES, profile_from_settings
+from delightbridge.core.errors import ConfigError
+from delightbridge.core.settings import Settings
+from delightbridge.sync.gmail.quota import COSTS_2026, LEGACY_COSTS, PROFILES, profile_from_settings
 
 
 def test_the_2026_model_is_the_default_and_prices_fetches_higher() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from syncengine.parse import parse_message
-from syncengine.threads import (
+from delightbridge.sync.parse import parse_message
+from delightbridge.sync.threads import (
     NO_SUBJECT,
     SenderIdentity,
     ThreadSummary,

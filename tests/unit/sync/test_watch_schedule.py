@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from syncengine import watch
-from syncengine.watch import renewal_due
+from delightbridge.sync import watch
+from delightbridge.sync.watch import renewal_due
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 

@@ -1,0 +1,1 @@
+"""The ``delightbridge`` console script: one module per subcommand (``main`` lists them)."""

@@ -1,0 +1,1 @@
+"""Settings, the domain errors, logging and the small servers every process shares."""

@@ -1,0 +1,84 @@
+"""Connecting to PostgreSQL: the URL in use, the pool of a process, error wrapping.
+
+``database_url`` resolves ``DATABASE_URL`` or starts the embedded server; ``open_pool``
+opens one asyncpg pool per process and, unless told otherwise, migrates first, so
+every component (API, consumer, CLI) starts on an up-to-date schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from delightbridge.core.errors import DatabaseError
+from delightbridge.core.settings import Settings
+from delightbridge.db import embedded as embedded_pg
+from delightbridge.db.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "delightbridge"
+
+#: What asyncpg raises when the server goes away under a query (restart, failover) or
+#: cannot be reached: the database is unavailable, not the caller's bug.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # connection lost or refused (SQLSTATE class 08)
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
+    asyncpg.InterfaceError,  # the connection was closed in the middle of an operation
+    asyncpg.InternalClientError,  # the protocol state after the socket dropped mid-reset
+    OSError,  # the socket: refused, reset, or a Unix socket that is gone
+)
+
+
+async def database_url(settings: Settings) -> str:
+    """The configured URL, or that of the embedded server (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    server = await embedded_pg.start_async(settings.data_dir / "pgdata")
+    url = await embedded_pg.ensure_database(server, EMBEDDED_DATABASE)
+    log.info(
+        "DATABASE_URL is unset: using embedded PostgreSQL at %s",
+        url,
+        extra={"action": "db.embedded", "data_dir": str(server.data_dir)},
+    )
+    return url
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, command_timeout=60
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseError(f"cannot connect to PostgreSQL at {redact_url(url)}: {exc}") from exc
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def open_pool(
+    settings: Settings, *, apply_migrations: bool = True, max_size: int = 10
+) -> AsyncIterator[asyncpg.Pool]:
+    """The process's pool, migrated first unless ``apply_migrations`` is false."""
+    url = await database_url(settings)
+    pool = await create_pool(url, max_size=max_size)
+    try:
+        if apply_migrations:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        yield pool
+    finally:
+        await pool.close()

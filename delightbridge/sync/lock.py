@@ -1,0 +1,75 @@
+"""One sync per service across every process: a PostgreSQL session advisory lock.
+
+The lock lives on a connection held for the whole sync; if the process dies the
+connection drops and PostgreSQL releases the lock, so a crash never wedges a
+service. Callers either fail fast (:class:`SyncInProgress`, the API) or wait up to a
+bound (the consumer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from delightbridge.core.errors import SyncInProgress
+from delightbridge.db.queries import query
+
+# First key of the two-int advisory lock space used for services ("DBSY").
+LOCK_CLASS = 0x44425359
+# A service's import ("DBIM"): one at a time, beside the incremental syncs.
+IMPORT_CLASS = 0x4442494D
+# Writes to a service's mirror ("DBWR"), per transaction (delightbridge.sync.store).
+WRITE_CLASS = 0x44425752
+
+
+@contextlib.asynccontextmanager
+async def service_lock(
+    pool: asyncpg.Pool, service_id: str, *, wait: float | None = None,
+    lock_class: int = LOCK_CLASS,
+) -> AsyncIterator[None]:
+    """Hold the service's lock (its sync lock, or ``lock_class``'s: the import lock);
+    ``wait`` None fails at once, else waits that many seconds."""
+    async with pool.acquire() as conn:
+        if not await conn.fetchval(query("sync_try_lock"), lock_class, service_id):
+            if not wait:
+                raise SyncInProgress(service_id)
+            await conn.execute(query("sync_set_lock_timeout"), f"{int(wait * 1000)}ms")
+            try:
+                await conn.execute(query("sync_lock"), lock_class, service_id)
+            except asyncpg.LockNotAvailableError:
+                raise SyncInProgress(service_id) from None
+            finally:
+                await conn.execute(query("sync_set_lock_timeout"), "0")
+        try:
+            yield
+        finally:
+            await _unlock(conn, service_id, lock_class)
+
+
+async def _unlock(conn: PoolConnectionProxy, service_id: str, lock_class: int) -> None:
+    try:
+        await conn.execute(query("sync_unlock"), lock_class, service_id)
+    except BaseException as exc:
+        if _gone(conn):
+            # PostgreSQL dropped the connection (a restart, a failover) and every lock
+            # it held with it: nothing is left to release. What the block did stands,
+            # and its own error, if any, is the one that propagates.
+            if isinstance(exc, Exception):
+                return
+            raise
+        # Cannot say unlock (cancelled mid-statement): closing the connection
+        # releases every lock it holds.
+        conn.terminate()
+        raise
+
+
+def _gone(conn: PoolConnectionProxy) -> bool:
+    """Whether the connection is closed (asyncpg hands a dead one back to its pool,
+    after which the proxy refuses every call)."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
