@@ -25,6 +25,7 @@ from typing import Any
 from delightbridge.sync import store
 from delightbridge.sync.context import SyncContext
 from delightbridge.sync.gmail.calls import CallBuilder, GmailCall
+from delightbridge.sync.idset import IdSet
 from delightbridge.sync.parse import ParsedMessage
 
 Resource = Mapping[str, Any]
@@ -62,13 +63,13 @@ class Plan:
     (its messages on later pages are then skipped); a message alone on its page is
     fetched by itself and remembered, so that a later ``threads.get`` of its thread
     does not store it twice. Decided when a page is listed, not when it is answered,
-    so the next page's fetch need not wait for this one's. Memory: one id per thread
-    fetched whole and per message fetched alone.
+    so the next page's fetch need not wait for this one's. Memory: 8 bytes per thread
+    fetched whole and per message fetched alone (:class:`IdSet`).
     """
 
     def __init__(self) -> None:
-        self._whole: set[str] = set()  # threads fetched with threads.get
-        self._alone: set[str] = set()  # messages fetched with messages.get
+        self._whole = IdSet()  # threads fetched with threads.get
+        self._alone = IdSet()  # messages fetched with messages.get
 
     def split(self, listed: Iterable[tuple[str, str]], *, whole: bool = False) -> list[Fetch]:
         """The calls fetching one page of (message id, thread id): threads whole first,

@@ -19,6 +19,7 @@ import asyncpg
 
 from delightbridge.db.queries import query
 from delightbridge.db.types import Connection
+from delightbridge.sync.idset import IdSet
 
 Mode = Literal["full", "incremental"]
 Trigger = Literal["api", "notification", "poll", "connect", "cli", "repair"]
@@ -64,7 +65,7 @@ class Progress:
     conflicts: int = 0
     skipped: int = 0
     total: int | None = None
-    threads: set[str] = field(default_factory=set)
+    threads: IdSet = field(default_factory=IdSet)  # written: 8 bytes each, for imports
     began: float = field(default_factory=time.monotonic)
     # An import lists the inbox, then every message: the second listing counts again
     # from zero (what the first stored is skipped there), never below the first's count.
