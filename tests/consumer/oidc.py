@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
-
 from gmailsim import oidc
 
 AUDIENCE = "https://consumer.delightbridge.example/pubsub/push"

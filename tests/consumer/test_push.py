@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from gmailsim import oidc
+
 from tests.consumer.conftest import Env, RunningWorker
 from tests.consumer.oidc import AUDIENCE, PUSH_ACCOUNT, CertsServer, SigningKey
 

@@ -13,10 +13,10 @@ from email.message import Message
 from typing import Any
 
 import pytest
+from gmailsim import Simulator
 from google.auth.exceptions import RefreshError
 from googleapiclient.errors import HttpError
 
-from gmailsim import Simulator
 from tests.gmailsim.discovery import validate_error, validate_response
 from tests.plugins.gmail import GmailSim
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from gmailsim import Simulator
 from gmailsim.server import RunningSimulator, serve, serve_in_thread
 

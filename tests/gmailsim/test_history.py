@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from gmailsim import Clock, GmailError, Simulator
 from gmailsim.history import list_history
 

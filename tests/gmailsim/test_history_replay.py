@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from gmailsim import Clock, Simulator
 from gmailsim.history import list_history
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 A = "a@example.com"
 OPS = ("deliver", "follow_up", "reply", "read", "unread", "archive", "star", "trash",

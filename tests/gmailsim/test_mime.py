@@ -10,7 +10,6 @@ from email import policy
 from email.parser import BytesParser
 
 import pytest
-
 from gmailsim import Clock, Simulator
 from gmailsim.mime import KINDS, Envelope, MessageFactory, Person, encode_word
 from gmailsim.payload import AttachmentIds, decode_header_value, parse, part_resource

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-
 from gmailsim import Simulator
 from gmailsim.server import RunningSimulator, serve
 

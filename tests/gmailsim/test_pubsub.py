@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
+from gmailsim import Simulator
 from googleapiclient.errors import HttpError
 
-from gmailsim import Simulator
 from tests.gmailsim.discovery import validate_error, validate_response
 from tests.plugins.pubsub import PubSubTopic
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-
 from gmailsim import Simulator
 from gmailsim.push import PushConfig
 from gmailsim.server import RunningSimulator, serve

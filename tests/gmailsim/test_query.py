@@ -6,7 +6,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from gmailsim import AttachmentSpec, Clock, GmailError, Simulator
 from gmailsim.resources import list_messages, list_threads
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from gmailsim import Clock, Simulator
 from gmailsim.server import RunningSimulator, serve
+
 from tests.gmailsim.discovery import validate_error
 
 A = "a@example.com"

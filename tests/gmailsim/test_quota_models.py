@@ -21,8 +21,6 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from googleapiclient.errors import HttpError
-
 from gmailsim import Clock, QuotaConfig, Simulator
 from gmailsim import quota as quota_module
 from gmailsim.errors import GmailError
@@ -34,6 +32,8 @@ from gmailsim.quota import (
     QuotaUsage,
     quota_day,
 )
+from googleapiclient.errors import HttpError
+
 from tests.gmailsim.discovery import validate_error, validate_response
 from tests.plugins.gmail import GmailSim
 

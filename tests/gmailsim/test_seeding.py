@@ -6,7 +6,6 @@ import random
 from collections import Counter
 
 import pytest
-
 from gmailsim import Simulator
 from gmailsim.seeding import MAX_THREAD_MESSAGES, plan_seed
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from googleapiclient.errors import HttpError
-
 from gmailsim import Simulator, UnknownSendAs
 from gmailsim.api import GmailApi
 from gmailsim.quota import METHOD_COSTS
 from gmailsim.server import RunningSimulator, serve
+from googleapiclient.errors import HttpError
+
 from tests.gmailsim.discovery import methods, validate_error, validate_response
 from tests.plugins.gmail import GmailSim
 

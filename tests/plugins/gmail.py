@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
 from gmailsim import Simulator
 from gmailsim.server import RunningSimulator, serve
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-
 from gmailsim import MailboxSnapshot
 
 EXCLUDED = {"SPAM", "TRASH", "DRAFT"}
