@@ -29,7 +29,7 @@ from delightbridge.core.errors import (
     SyncInProgress,
     TokenDecryptionError,
 )
-from delightbridge.db.pool import UNAVAILABLE_ERRORS
+from delightbridge.db import errors as db_errors
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         # aiohttp's own refusals (413, 400…) answered in the same shape as ours.
         return error_response("http_error", f"{exc.reason}.", status=exc.status)
-    except UNAVAILABLE_ERRORS as exc:
+    except db_errors.UNAVAILABLE as exc:
         # PostgreSQL restarting under a request (a sync's query, a pool reset): the
         # answer the OpenAPI document promises for it, not a 500.
         log.warning("database unavailable: %s", type(exc).__name__, extra={

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from delightbridge.api.keys import HEALTH, MAIN_APP, METRICS
 from delightbridge.api.views import health
 from delightbridge.core.healthcheck import PeriodicCheck
+from delightbridge.db import errors as db_errors
 from delightbridge.db import migrate
 from delightbridge.db.queries import query
 
@@ -46,7 +47,7 @@ async def check_database(pool: asyncpg.Pool) -> DatabaseHealth:
         async with pool.acquire(timeout=_TIMEOUT) as conn:
             pending = await migrate.pending(conn)
             row = await conn.fetchrow(query("watch_health"), timeout=_TIMEOUT)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except db_errors.FAILED:
         return DatabaseHealth(reachable=False)
     watches = {key: int(row[key]) for key in (*_WATCH_STATES, "stops_pending")} if row else {}
     return DatabaseHealth(reachable=True, pending=tuple(pending), watches=watches)

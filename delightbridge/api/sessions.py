@@ -39,6 +39,7 @@ from delightbridge.api.authjs import (
 )
 from delightbridge.core.errors import ConfigError, DatabaseError, DelightBridgeError
 from delightbridge.core.settings import Settings
+from delightbridge.db import errors as db_errors
 from delightbridge.db.queries import query
 
 __all__ = [
@@ -146,7 +147,7 @@ async def _from_jwt(
     if sub is not None:
         try:
             user = await pool.fetchrow(query("auth_user_by_google_id"), sub)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except db_errors.FAILED as exc:
             raise DatabaseError(f"cannot look up the session's user: {exc}") from exc
     email = _text(claims.get("email")) or (user["email"] if user is not None else None)
     if not email:
@@ -167,7 +168,7 @@ async def _from_database(pool: asyncpg.Pool, token: str, settings: Settings) -> 
         raise Unauthenticated("unknown_session")
     try:
         row = await pool.fetchrow(query("auth_database_session"), token)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except db_errors.FAILED as exc:
         # Not chained and not quoted: a driver message could echo the bound token.
         raise DatabaseError(
             f"cannot look up the database session ({type(exc).__name__})"

@@ -29,6 +29,7 @@ from delightbridge.core.errors import (
     ServiceNotConnected,
     ServiceNotFound,
 )
+from delightbridge.db import errors as db_errors
 from delightbridge.sync.engine import SyncEngine
 from delightbridge.sync.runs import SyncResult, Trigger
 
@@ -109,7 +110,7 @@ class NotificationHandler:
                                       "history_id": decoded.history_id}
         try:
             service = await store.find_service(self.pool, decoded.email)
-        except store.DATABASE_ERRORS as exc:
+        except db_errors.FAILED as exc:
             return self._nack("database_error", f"{type(exc).__name__}: {exc}", delivery,
                               context)
         if service is None:
@@ -140,7 +141,7 @@ class NotificationHandler:
             return self._nack(exc.code, str(exc), delivery, context, exc.retry_after)
         except DelightBridgeError as exc:
             return self._nack(exc.code, str(exc), delivery, context)
-        except store.DATABASE_ERRORS as exc:
+        except db_errors.FAILED as exc:
             return self._nack("database_error", f"{type(exc).__name__}: {exc}", delivery,
                               context)
         lag = _lag(delivery.publish_time)

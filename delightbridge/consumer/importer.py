@@ -16,10 +16,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import asyncpg
-
-from delightbridge.consumer import store
 from delightbridge.core.errors import DelightBridgeError
+from delightbridge.db import errors as db_errors
 from delightbridge.sync import imports
 from delightbridge.sync.engine import SyncEngine
 from delightbridge.sync.runs import SyncResult
@@ -58,7 +56,7 @@ class ImportWorker:
                 self._wake.clear()
                 try:
                     await self._start_waiting()
-                except store.DATABASE_ERRORS as exc:
+                except db_errors.FAILED as exc:
                     log.warning("imports not looked up: the database failed: %s", exc,
                                 extra={"action": "consumer.imports_failed"})
                 waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
@@ -89,7 +87,7 @@ class ImportWorker:
             outcome = await self.engine.run_import(service_id, trigger="poll")
         except DelightBridgeError as exc:  # recorded on the run and the service already
             outcome = exc
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except db_errors.FAILED as exc:
             outcome = exc
             log.warning("import of %s stopped: the database failed: %s", service_id, exc,
                         extra={"action": "consumer.import_failed", "service": service_id})

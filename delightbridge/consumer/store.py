@@ -11,12 +11,6 @@ from delightbridge.db.queries import query
 
 log = logging.getLogger("consumer")
 
-# What a lost or refusing database raises through asyncpg; callers nack on these.
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
-    TimeoutError,
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ServiceInfo:

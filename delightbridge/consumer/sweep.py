@@ -20,6 +20,7 @@ import asyncpg
 from delightbridge.consumer import store
 from delightbridge.consumer.metrics import ConsumerMetrics
 from delightbridge.consumer.scheduler import Scheduler, ShuttingDown
+from delightbridge.db import errors as db_errors
 
 log = logging.getLogger("consumer.sweep")
 
@@ -49,7 +50,7 @@ class Sweeper:
                 await self.sweep()
             except ShuttingDown:
                 return
-            except store.DATABASE_ERRORS as exc:
+            except db_errors.FAILED as exc:
                 log.warning("sweep skipped: the database failed: %s", exc, extra={
                     "action": "consumer.sweep_failed"})
             with contextlib.suppress(TimeoutError):

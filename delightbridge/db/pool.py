@@ -17,21 +17,12 @@ import asyncpg
 from delightbridge.core.errors import DatabaseError
 from delightbridge.core.settings import Settings
 from delightbridge.db import embedded as embedded_pg
+from delightbridge.db import errors as db_errors
 from delightbridge.db.migrate import migrate
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "delightbridge"
-
-#: What asyncpg raises when the server goes away under a query (restart, failover) or
-#: cannot be reached: the database is unavailable, not the caller's bug.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,  # connection lost or refused (SQLSTATE class 08)
-    asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
-    asyncpg.InterfaceError,  # the connection was closed in the middle of an operation
-    asyncpg.InternalClientError,  # the protocol state after the socket dropped mid-reset
-    OSError,  # the socket: refused, reset, or a Unix socket that is gone
-)
 
 
 async def database_url(settings: Settings) -> str:
@@ -62,7 +53,7 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, command_timeout=60
         )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except db_errors.FAILED as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL at {redact_url(url)}: {exc}") from exc
     assert pool is not None
     return pool

@@ -35,6 +35,7 @@ from delightbridge.core.errors import (
     SyncInProgress,
 )
 from delightbridge.core.settings import Settings
+from delightbridge.db import errors as db_errors
 from delightbridge.db.queries import query
 from delightbridge.sync import crypto, imports
 from delightbridge.sync.budget import SHARED_USER_WINDOW, BudgetConfig, SharedBudget
@@ -406,7 +407,7 @@ class SyncEngine:
             elif code != "cancelled":
                 await asyncio.shield(self.pool.execute(query("sync_mark_failed"), service.id,
                                                        f"{code}: {message}"))
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+        except db_errors.FAILED:
             log.exception("could not record the failed sync", extra={
                 "action": "sync.record_failed", "service": service.id})
 

@@ -32,6 +32,7 @@ import aiohttp
 import asyncpg
 
 from delightbridge.core.settings import Settings
+from delightbridge.db import errors as db_errors
 from delightbridge.db.queries import query
 from delightbridge.sync import events
 
@@ -196,7 +197,7 @@ class Dispatcher:
             try:
                 yield
             finally:
-                with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                with contextlib.suppress(*db_errors.FAILED):
                     await conn.remove_listener(CHANNEL, self._notified)
         finally:
             await self.pool.release(conn)

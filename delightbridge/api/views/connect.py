@@ -47,6 +47,7 @@ from delightbridge.api.sessions import require_admin
 from delightbridge.core import logs
 from delightbridge.core.errors import DelightBridgeError, GrantRefused, ServiceNotFound
 from delightbridge.core.settings import Settings
+from delightbridge.db import errors as db_errors
 from delightbridge.db.queries import query
 from delightbridge.sync import identities, watch
 from delightbridge.sync.gmail.oauth import SCOPES, GrantedTokens
@@ -258,7 +259,7 @@ async def _complete(request: web.Request) -> tuple[str, uuid.UUID]:
             raise ConnectFailed("wrong_account", service_id)
         await store_tokens(pool, service_id, tokens,
                            address=address if placeholder else None)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+    except db_errors.FAILED:
         log.exception("connect could not use the database", extra={
             "action": "connect.database_error", "service": service_id})
         raise ConnectFailed("database_unavailable", service_id) from None
@@ -315,7 +316,7 @@ async def start_watch(app: web.Application, service_id: str) -> bool:
         try:
             await pool.execute(query("watch_record_failure"), service_id, message,
                                datetime.now(UTC))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        except db_errors.FAILED:
             log.exception("could not record the watch failure", extra={
                 "action": "connect.watch_record_failed", "service": service_id})
         return False

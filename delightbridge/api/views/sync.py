@@ -17,7 +17,6 @@ import json
 import uuid
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from delightbridge.api import paths
@@ -26,6 +25,7 @@ from delightbridge.api.errors import InvalidParameter, error_response, to_respon
 from delightbridge.api.keys import POOL, SETTINGS
 from delightbridge.api.sessions import require_admin
 from delightbridge.core.errors import ServiceNotFound, SyncInProgress
+from delightbridge.db import errors as db_errors
 from delightbridge.db.queries import query
 from delightbridge.sync.runs import MODES, Mode, Run, SyncResult
 
@@ -83,7 +83,7 @@ async def _in_progress(request: web.Request, exc: SyncInProgress) -> web.Respons
     response = to_response(request, exc)
     try:
         run_id = await request.app[POOL].fetchval(query("api_running_run"), exc.service_id)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+    except db_errors.FAILED:
         run_id = None
     if run_id is None:
         return response
