@@ -1,67 +1,62 @@
-"""The consumer's own knobs, with defaults, read from the one ``Settings`` object.
+"""The consumer's own knobs, taken from the one ``Settings`` object.
 
-``ConsumerConfig.from_settings`` reads each knob from its ``Settings`` attribute when
-``Settings`` has it (``consumer_concurrency`` for ``CONSUMER_CONCURRENCY``, ...; see
-``_FROM_SETTINGS``) and keeps the default otherwise, so the environment variables work
-as soon as ``delightbridge/core/settings.py`` declares them. Durations here are seconds.
+Each knob's environment variable, default and bounds are declared once, in
+:mod:`delightbridge.core.settings`; :class:`ConsumerConfig` takes its defaults from
+those declarations and checks a value set another way (a command-line option, a
+test) against the same parser. Durations here are seconds (the sweep's variables are
+in minutes).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any, get_args
 
 from delightbridge.core.errors import ConfigError
-from delightbridge.core.settings import Settings
+from delightbridge.core.settings import ConsumerMode, Settings, variable
 
-Mode = Literal["pull", "push"]
-MODES: tuple[Mode, ...] = ("pull", "push")
-
-GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+Mode = ConsumerMode
+MODES: tuple[Mode, ...] = get_args(ConsumerMode)
+_DEFAULT = Settings()  # the declared defaults
 
 
 @dataclass(frozen=True, slots=True)
 class ConsumerConfig:
     """Everything the worker needs besides the database, the engine and Pub/Sub names."""
 
-    mode: Mode = "pull"
-    concurrency: int = 4  # syncs running at once in this process, across mailboxes
-    max_outstanding: int = 500  # Pub/Sub flow control: messages delivered, not yet acked
-    lock_wait: float = 60.0  # wait this long for another process's sync of a mailbox
-    http_host: str = "0.0.0.0"  # noqa: S104 - probes and push come from outside the pod
-    http_port: int = 8081  # health, readiness and metrics (internal); 0: any free
-    push_port: int = 8080  # push mode: POST /pubsub/push (public); 0: any free
-    sweep_interval: float = 60.0  # how often the safety-net sweep looks for stale services
-    stale_after: float = 600.0  # a connected service not synced for this long is swept
-    shutdown_timeout: float = 25.0  # in-flight syncs get this long after SIGTERM
-    push_audience: str | None = None  # expected ``aud`` of push OIDC tokens
-    push_service_account: str | None = None  # expected ``email`` of push OIDC tokens
-    push_certs_url: str = GOOGLE_CERTS_URL  # Google's signing certificates (PEM by kid)
-    push_clock_skew: float = 10.0  # tolerated skew on ``iat``/``exp``, seconds
-    renew_watches: bool = False  # also run the watch renewal schedule (no cron needed)
+    mode: Mode = _DEFAULT.consumer_mode
+    concurrency: int = _DEFAULT.consumer_concurrency  # syncs at once, across mailboxes
+    max_outstanding: int = _DEFAULT.consumer_max_outstanding  # delivered, not yet acked
+    lock_wait: float = _DEFAULT.consumer_lock_wait_seconds  # for another process's sync
+    http_host: str = _DEFAULT.consumer_http_host
+    http_port: int = _DEFAULT.consumer_http_port  # health, readiness, metrics; 0: any
+    push_port: int = _DEFAULT.consumer_push_port  # push mode: POST /pubsub/push; 0: any
+    sweep_interval: float = 60 * _DEFAULT.sweep_interval_minutes
+    stale_after: float = 60 * _DEFAULT.sweep_stale_after_minutes
+    shutdown_timeout: float = _DEFAULT.consumer_shutdown_timeout_seconds
+    push_audience: str | None = _DEFAULT.push_audience  # expected ``aud`` of push tokens
+    push_service_account: str | None = _DEFAULT.push_service_account  # their ``email``
+    push_certs_url: str = _DEFAULT.push_certs_url  # Google's signing certificates
+    push_clock_skew: float = _DEFAULT.push_clock_skew_seconds  # on ``iat``/``exp``
+    renew_watches: bool = _DEFAULT.consumer_renew_watches  # the renewal schedule too
 
     def __post_init__(self) -> None:
-        _check(self.mode in MODES, "CONSUMER_MODE", f"must be pull or push, got {self.mode!r}")
-        _check(1 <= self.concurrency <= 256, "CONSUMER_CONCURRENCY", "must be from 1 to 256")
-        _check(1 <= self.max_outstanding <= 100_000, "CONSUMER_MAX_OUTSTANDING",
-               "must be from 1 to 100000")
-        _check(0 <= self.http_port < 65536, "CONSUMER_HTTP_PORT", "must be from 0 to 65535")
-        _check(0 <= self.push_port < 65536, "CONSUMER_PUSH_PORT", "must be from 0 to 65535")
-        _check(self.mode != "push" or self.push_port == 0 or self.push_port != self.http_port,
-               "CONSUMER_PUSH_PORT", "must differ from CONSUMER_HTTP_PORT: the push port is "
-               "public, the other internal")
-        for variable, value in (
+        for name, value in (
+            ("CONSUMER_MODE", self.mode),
+            ("CONSUMER_CONCURRENCY", self.concurrency),
+            ("CONSUMER_MAX_OUTSTANDING", self.max_outstanding),
             ("CONSUMER_LOCK_WAIT_SECONDS", self.lock_wait),
+            ("CONSUMER_HTTP_PORT", self.http_port),
+            ("CONSUMER_PUSH_PORT", self.push_port),
+            ("SWEEP_INTERVAL_MINUTES", self.sweep_interval / 60),
+            ("SWEEP_STALE_AFTER_MINUTES", self.stale_after / 60),
             ("CONSUMER_SHUTDOWN_TIMEOUT_SECONDS", self.shutdown_timeout),
             ("PUSH_CLOCK_SKEW_SECONDS", self.push_clock_skew),
         ):
-            _check(math.isfinite(value) and value >= 0, variable, "must be a number >= 0")
-        for variable, value in (
-            ("SWEEP_INTERVAL_MINUTES", self.sweep_interval),
-            ("SWEEP_STALE_AFTER_MINUTES", self.stale_after),
-        ):
-            _check(math.isfinite(value) and value > 0, variable, "must be a number > 0")
+            variable(name).check(value)
+        _check(self.mode != "push" or self.push_port == 0 or self.push_port != self.http_port,
+               "CONSUMER_PUSH_PORT", "must differ from CONSUMER_HTTP_PORT: the push port is "
+               "public, the other internal")
         if self.mode == "push":
             _check(bool(self.push_audience), "PUSH_AUDIENCE",
                    "is required when CONSUMER_MODE=push")
@@ -70,35 +65,25 @@ class ConsumerConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ConsumerConfig:
-        """Defaults, then any matching ``Settings`` attribute, then ``overrides``."""
-        values: dict[str, Any] = {}
-        for name, (attr, scale) in _FROM_SETTINGS.items():
-            value = getattr(settings, attr, None)
-            if value is not None:
-                values[name] = value * scale if scale != 1 else value
-        values.update(overrides)
-        return cls(**values)
-
-
-# field -> (Settings attribute, factor to seconds): the attribute names the lead is
-# asked to add to Settings (see the module docstring); absent ones keep the default.
-_FROM_SETTINGS: dict[str, tuple[str, int]] = {
-    "mode": ("consumer_mode", 1),
-    "concurrency": ("consumer_concurrency", 1),
-    "max_outstanding": ("consumer_max_outstanding", 1),
-    "lock_wait": ("consumer_lock_wait_seconds", 1),
-    "http_host": ("consumer_http_host", 1),
-    "http_port": ("consumer_http_port", 1),
-    "push_port": ("consumer_push_port", 1),
-    "sweep_interval": ("sweep_interval_minutes", 60),
-    "stale_after": ("sweep_stale_after_minutes", 60),
-    "shutdown_timeout": ("consumer_shutdown_timeout_seconds", 1),
-    "push_audience": ("push_audience", 1),
-    "push_service_account": ("push_service_account", 1),
-    "push_certs_url": ("push_certs_url", 1),
-    "push_clock_skew": ("push_clock_skew_seconds", 1),
-    "renew_watches": ("consumer_renew_watches", 1),
-}
+        """The settings' values, then ``overrides`` (command-line options)."""
+        config = cls(
+            mode=settings.consumer_mode,
+            concurrency=settings.consumer_concurrency,
+            max_outstanding=settings.consumer_max_outstanding,
+            lock_wait=settings.consumer_lock_wait_seconds,
+            http_host=settings.consumer_http_host,
+            http_port=settings.consumer_http_port,
+            push_port=settings.consumer_push_port,
+            sweep_interval=60 * settings.sweep_interval_minutes,
+            stale_after=60 * settings.sweep_stale_after_minutes,
+            shutdown_timeout=settings.consumer_shutdown_timeout_seconds,
+            push_audience=settings.push_audience,
+            push_service_account=settings.push_service_account,
+            push_certs_url=settings.push_certs_url,
+            push_clock_skew=settings.push_clock_skew_seconds,
+            renew_watches=settings.consumer_renew_watches,
+        )
+        return replace(config, **overrides) if overrides else config
 
 
 def _check(ok: bool, variable: str, problem: str) -> None:

@@ -1,7 +1,9 @@
 """One typed settings object, read from the environment and an optional ``.env`` file.
 
-Every variable is declared once in ``_VARIABLES`` with its parser and default; the
-README and ``.env.example`` document the same list (a test keeps them in step).
+Every variable is declared once, as a field of :class:`Settings` (:func:`setting`):
+name, type, default, parser with its bounds, and meaning. The README's table and
+``.env.example`` document the same list with the same defaults, and a test keeps them
+in step; the consumer's configuration takes its defaults and bounds from here.
 An invalid value raises :class:`ConfigError` naming the variable, never echoing a
 secret's value.
 """
@@ -13,9 +15,9 @@ import binascii
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -24,6 +26,7 @@ from delightbridge.core.demo_dir import running_env
 from delightbridge.core.errors import ConfigError
 
 LogFormat = Literal["json", "text"]
+ConsumerMode = Literal["pull", "push"]
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -32,128 +35,7 @@ _EMAIL_RE = re.compile(r"^[^@\s,]+@[^@\s,]+$")
 
 
 DEFAULT_DATA_DIR = Path(".delightbridge")
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Configuration of every DelightBridge Sync process."""
-
-    database_url: str | None = None
-    auth_secret: str | None = field(default=None, repr=False)
-    admin_emails: frozenset[str] = frozenset()
-    google_client_id: str | None = None
-    google_client_secret: str | None = field(default=None, repr=False)
-    google_oauth_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105
-    google_oauth_auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"
-    public_base_url: str | None = None
-    connect_return_url: str | None = None
-    consumer_mode: str | None = None
-    consumer_concurrency: int | None = None
-    consumer_max_outstanding: int | None = None
-    consumer_lock_wait_seconds: float | None = None
-    consumer_http_host: str | None = None
-    consumer_http_port: int | None = None
-    consumer_push_port: int | None = None
-    sweep_interval_minutes: float | None = None
-    sweep_stale_after_minutes: float | None = None
-    consumer_shutdown_timeout_seconds: float | None = None
-    http_idle_timeout_seconds: float = 15.0
-    push_audience: str | None = None
-    push_service_account: str | None = None
-    push_certs_url: str | None = None
-    push_clock_skew_seconds: float | None = None
-    consumer_renew_watches: bool | None = None
-    gmail_api_endpoint: str = "https://gmail.googleapis.com"
-    gmail_batch_size: int = 50
-    gmail_quota_profile: str = "2026"
-    gmail_quota_user_units: int | None = None
-    gmail_quota_user_window_seconds: float | None = None
-    gmail_quota_project_units_per_minute: int | None = None
-    gmail_quota_daily_units: int | None = None
-    gmail_quota_costs: Mapping[str, int] = field(default_factory=dict)
-    gmail_quota_daily_guard: float = 0.9
-    gmail_fetch_concurrency: int = 4
-    pubsub_project: str = "delightbridge-local"
-    pubsub_topic: str = "gmail-push"
-    pubsub_subscription: str = "gmail-push-sync"
-    pubsub_emulator_host: str | None = None
-    gmail_watch_label_ids: tuple[str, ...] = ()
-    gmail_watch_label_filter_behavior: str = "include"
-    token_encryption_key: bytes | None = field(default=None, repr=False)
-    token_encryption_old_keys: tuple[bytes, ...] = field(default=(), repr=False)
-    events_url: str | None = None
-    events_secret: str | None = field(default=None, repr=False)
-    log_level: str = "INFO"
-    log_format: LogFormat = "json"
-    data_dir: Path = DEFAULT_DATA_DIR
-
-    @classmethod
-    def from_env(
-        cls,
-        environ: Mapping[str, str] | None = None,
-        *,
-        env_file: Path | None = None,
-        demo: bool | None = None,
-    ) -> Settings:
-        """Read settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
-
-        The file is ``DELIGHTBRIDGE_ENV_FILE`` when set (it must exist), else ``./.env``
-        when present. Real environment variables win over the file. With ``demo``
-        (default: when reading ``os.environ``), the settings of a demo running from the
-        data directory come between the two (:mod:`delightbridge.core.demo_dir`), so that
-        ``status``, ``sync`` or ``admin-session`` reach it.
-        """
-        env = dict(os.environ if environ is None else environ)
-        merged = {**_read_env_file(env, env_file), **env}
-        if demo if demo is not None else environ is None:
-            raw_dir = merged.get("DELIGHTBRIDGE_DATA_DIR", "").strip()
-            data_dir = _path(raw_dir) if raw_dir else DEFAULT_DATA_DIR
-            merged = {**_read_env_file(env, env_file), **running_env(data_dir), **env}
-        values: dict[str, Any] = {}
-        for var in _VARIABLES:
-            raw = merged.get(var.name)
-            if raw is None or raw.strip() == "":
-                continue
-            try:
-                values[var.attr] = var.parse(raw.strip())
-            except ValueError as exc:
-                raise ConfigError(var.name, str(exc)) from None
-        if "events_url" in values and "events_secret" not in values:
-            raise ConfigError("EVENTS_SECRET", "is required when EVENTS_URL is set: events "
-                              "are signed with it")
-        if "log_format" not in values:
-            values["log_format"] = "text" if _stderr_is_tty() else "json"
-        return cls(**values)
-
-    @property
-    def gmail_base_url(self) -> str:
-        """Root of Gmail's REST paths: ``<endpoint>/gmail/v1/``."""
-        return f"{self.gmail_api_endpoint}/gmail/v1/"
-
-    @property
-    def gmail_batch_uri(self) -> str:
-        """Gmail's batch endpoint under the configured base: ``<endpoint>/batch/gmail/v1``."""
-        return f"{self.gmail_api_endpoint}/batch/gmail/v1"
-
-    @property
-    def topic_path(self) -> str:
-        return _resource_path(self.pubsub_project, "topics", self.pubsub_topic)
-
-    @property
-    def subscription_path(self) -> str:
-        return _resource_path(self.pubsub_project, "subscriptions", self.pubsub_subscription)
-
-    def secret_values(self) -> list[str]:
-        """Values that must never appear in a log line."""
-        secrets = [self.auth_secret, self.google_client_secret, self.events_secret]
-        keys = ((self.token_encryption_key,) if self.token_encryption_key is not None
-                else ()) + self.token_encryption_old_keys
-        for key in keys:
-            secrets.append(base64.urlsafe_b64encode(key).decode())
-            secrets.append(base64.b64encode(key).decode())
-        password = urlsplit(self.database_url).password if self.database_url else None
-        secrets.append(password)
-        return [s for s in secrets if s]
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 # --- parsers: each takes the stripped raw value and raises ValueError(problem) --------
@@ -242,11 +124,11 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"must be true or false, got {raw!r}")
 
 
-def _consumer_mode(raw: str) -> str:
-    value = raw.lower()
-    if value not in ("pull", "push"):
-        raise ValueError(f"must be pull or push, got {raw!r}")
-    return value
+def _consumer_mode(raw: str) -> ConsumerMode:
+    for mode in get_args(ConsumerMode):
+        if raw.lower() == mode:
+            return cast(ConsumerMode, mode)
+    raise ValueError(f"must be pull or push, got {raw!r}")
 
 
 def _plain(raw: str) -> str:
@@ -378,127 +260,297 @@ def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def setting(name: str, default: Any, parse: Callable[[str], Any], doc: str, *,
+            secret: bool = False) -> Any:
+    """A field of :class:`Settings`, declared once: its environment variable, default,
+    parser (which holds its bounds) and documentation. The variables read, the README's
+    table and ``.env.example`` (checked by tests/unit/core/test_settings.py) and the
+    consumer's configuration all come from these declarations."""
+    var = Variable(name, parse, doc, secret)
+    if isinstance(default, dict | list | set):
+        factory = type(default)
+        return field(default_factory=lambda: factory(default), repr=not secret,
+                      metadata={"variable": var})
+    return field(default=default, repr=not secret, metadata={"variable": var})
+
+
 @dataclass(frozen=True, slots=True)
-class _Var:
+class Variable:
+    """One environment variable: its name, parser (bounds included) and meaning."""
+
     name: str
-    attr: str
     parse: Callable[[str], Any]
     doc: str
+    secret: bool = False
+
+    def check(self, value: object) -> None:
+        """Raise :class:`ConfigError` when ``value`` is outside what the variable
+        accepts (for values set another way: command-line options, say)."""
+        try:
+            self.parse(str(value).lower() if isinstance(value, bool) else str(value))
+        except ValueError as exc:
+            raise ConfigError(self.name, str(exc)) from None
 
 
-_VARIABLES: tuple[_Var, ...] = (
-    _Var("DATABASE_URL", "database_url", _postgres_url,
-         "PostgreSQL URL; unset starts an embedded server under DELIGHTBRIDGE_DATA_DIR"),
-    _Var("AUTH_SECRET", "auth_secret", _auth_secret,
-         "the web app's Auth.js secret, to read its admin session cookies (at least 32 "
-         "characters)"),
-    _Var("ADMIN_EMAILS", "admin_emails", _emails,
-         "comma-separated addresses treated as admins besides users.permission='admin'"),
-    _Var("GOOGLE_CLIENT_ID", "google_client_id", _plain, "OAuth client id"),
-    _Var("GOOGLE_CLIENT_SECRET", "google_client_secret", _plain, "OAuth client secret"),
-    _Var("GOOGLE_OAUTH_TOKEN_URI", "google_oauth_token_uri", _http_url,
-         "OAuth token endpoint"),
-    _Var("GOOGLE_OAUTH_AUTH_URI", "google_oauth_auth_uri", _http_url,
-         "OAuth consent screen the connect endpoint redirects admins to"),
-    _Var("PUBLIC_BASE_URL", "public_base_url", _http_url,
-         "the API's public origin (and path prefix), for the OAuth redirect URI and "
-         "reconnect links; unset: the origin of each request"),
-    _Var("CONNECT_RETURN_URL", "connect_return_url", _return_url,
-         "where the OAuth callback sends the browser afterwards (status, reason, runId "
-         "added to its query); unset: the API's /api/services/oauth/result"),
-    _Var("GMAIL_API_ENDPOINT", "gmail_api_endpoint", _http_url,
-         "Gmail API base URL (may carry a path prefix)"),
-    _Var("GMAIL_BATCH_SIZE", "gmail_batch_size", _int_between(1, 100),
-         "requests per Gmail batch call; 1 disables batching"),
-    _Var("GMAIL_QUOTA_PROFILE", "gmail_quota_profile", _quota_profile,
-         "Gmail's quota model: 2026 (projects created since 2026-05-01) or legacy"),
-    _Var("GMAIL_QUOTA_USER_UNITS", "gmail_quota_user_units", _int_between(1, 10**9),
-         "override: units per mailbox per window (2026: 6000, legacy: 250)"),
-    _Var("GMAIL_QUOTA_USER_WINDOW_SECONDS", "gmail_quota_user_window_seconds",
-         _number(0.1, 3600), "override: the per-mailbox window (2026: 60, legacy: 1)"),
-    _Var("GMAIL_QUOTA_PROJECT_UNITS_PER_MINUTE", "gmail_quota_project_units_per_minute",
-         _int_between(1, 10**10), "override: units per minute for every mailbox together "
-         "(1200000)"),
-    _Var("GMAIL_QUOTA_DAILY_UNITS", "gmail_quota_daily_units", _int_between(0, 10**12),
-         "override: units per Pacific day for the project (2026: 80000000; 0: none)"),
-    _Var("GMAIL_QUOTA_COSTS", "gmail_quota_costs", _costs,
-         "override: units per method, e.g. messages.get=20,threads.get=40"),
-    _Var("GMAIL_QUOTA_DAILY_GUARD", "gmail_quota_daily_guard", _number(0.1, 1.0),
-         "share of the daily budget imports may use (the rest is kept for fresh mail); "
-         "also the daily alert threshold (default 0.9)"),
-    _Var("GMAIL_QUOTA_UNITS_PER_SECOND", "gmail_quota_profile", _replaced_units_per_second,
-         "replaced by GMAIL_QUOTA_PROFILE and GMAIL_QUOTA_USER_UNITS"),
-    _Var("GMAIL_FETCH_CONCURRENCY", "gmail_fetch_concurrency", _int_between(1, 64),
-         "batches (or single calls) in flight per mailbox"),
-    _Var("PUBSUB_PROJECT", "pubsub_project", _project, "Google Cloud project of the topic"),
-    _Var("PUBSUB_TOPIC", "pubsub_topic", _resource("topics"),
-         "topic Gmail publishes to (id or projects/P/topics/T)"),
-    _Var("PUBSUB_SUBSCRIPTION", "pubsub_subscription", _resource("subscriptions"),
-         "subscription the consumer pulls (id or projects/P/subscriptions/S)"),
-    _Var("PUBSUB_EMULATOR_HOST", "pubsub_emulator_host", _host_port,
-         "host:port of the Pub/Sub emulator, standard for Google's clients"),
-    _Var("GMAIL_WATCH_LABEL_IDS", "gmail_watch_label_ids", _label_ids,
-         "labels the Gmail watch is limited to (e.g. INBOX); empty: every change"),
-    _Var("GMAIL_WATCH_LABEL_FILTER_BEHAVIOR", "gmail_watch_label_filter_behavior", _behavior,
-         "include (notify for those labels) or exclude (for all but them)"),
-    _Var("CONSUMER_MODE", "consumer_mode", _consumer_mode,
-         "pull (streaming pull, default) or push (POST /pubsub/push)"),
-    _Var("CONSUMER_CONCURRENCY", "consumer_concurrency", _int_between(1, 256),
-         "syncs at once across mailboxes in one consumer (default 4)"),
-    _Var("CONSUMER_MAX_OUTSTANDING", "consumer_max_outstanding", _int_between(1, 100_000),
-         "Pub/Sub flow control: messages held, not yet acked (default 500)"),
-    _Var("CONSUMER_LOCK_WAIT_SECONDS", "consumer_lock_wait_seconds", _number(0, 3600),
-         "wait this long for another process's sync of a mailbox (default 60)"),
-    _Var("CONSUMER_HTTP_HOST", "consumer_http_host", _plain,
-         "address of the consumer's HTTP ports (default 0.0.0.0)"),
-    _Var("CONSUMER_HTTP_PORT", "consumer_http_port", _int_between(0, 65535),
-         "the consumer's internal port: /healthz, /readyz, /metrics (default 8081; 0: any "
-         "free port)"),
-    _Var("CONSUMER_PUSH_PORT", "consumer_push_port", _int_between(0, 65535),
-         "push mode: the public port of POST /pubsub/push, apart from the internal one "
-         "(default 8080; 0: any free port)"),
-    _Var("SWEEP_INTERVAL_MINUTES", "sweep_interval_minutes", _number(0.01, 1440),
-         "how often the safety-net sweep runs (default 1)"),
-    _Var("SWEEP_STALE_AFTER_MINUTES", "sweep_stale_after_minutes", _number(0.01, 10080),
-         "a connected service not synced this long is synced by the sweep (default 10)"),
-    _Var("HTTP_IDLE_TIMEOUT_SECONDS", "http_idle_timeout_seconds", _number(0.5, 3600),
-         "both HTTP servers close a connection that has not sent a whole request head "
-         "this long after opening, or stays idle this long between requests (default 15)"),
-    _Var("CONSUMER_SHUTDOWN_TIMEOUT_SECONDS", "consumer_shutdown_timeout_seconds",
-         _number(0, 3600), "grace for running syncs after SIGTERM (default 25)"),
-    _Var("CONSUMER_RENEW_WATCHES", "consumer_renew_watches", _bool,
-         "also run the watch renewal schedule inside the consumer (default false)"),
-    _Var("PUSH_AUDIENCE", "push_audience", _plain,
-         "push mode: the OIDC token's expected audience"),
-    _Var("PUSH_SERVICE_ACCOUNT", "push_service_account", _plain,
-         "push mode: the service account Pub/Sub signs push requests as"),
-    _Var("PUSH_CERTS_URL", "push_certs_url", _http_url,
-         "push mode: Google's signing certificates (default Google's)"),
-    _Var("PUSH_CLOCK_SKEW_SECONDS", "push_clock_skew_seconds", _number(0, 300),
-         "push mode: tolerated clock skew on token times (default 10)"),
-    _Var("TOKEN_ENCRYPTION_KEY", "token_encryption_key", _aes_key,
-         "32 bytes, base64: encrypts the service's own copies of OAuth tokens "
-         "(AES-256-GCM); the web app's token columns stay plain"),
-    _Var("TOKEN_ENCRYPTION_OLD_KEYS", "token_encryption_old_keys", _aes_keys,
-         "comma-separated earlier keys, still accepted for reading (key rotation; "
-         "reseal-tokens re-encrypts with TOKEN_ENCRYPTION_KEY)"),
-    _Var("EVENTS_URL", "events_url", _http_url,
-         "where new-mail events are POSTed (the web app's receiver); unset: none recorded"),
-    _Var("EVENTS_SECRET", "events_secret", _signing_secret,
-         "HMAC-SHA256 key signing each event (32+ characters; required with EVENTS_URL)"),
-    _Var("LOG_LEVEL", "log_level", _log_level, "DEBUG, INFO, WARNING, ERROR"),
-    _Var("LOG_FORMAT", "log_format", _log_format,
-         "json or text; default text on a terminal, json otherwise"),
-    _Var("DELIGHTBRIDGE_DATA_DIR", "data_dir", _path,
-         "local state (embedded PostgreSQL data); default ./.delightbridge"),
-)
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Configuration of every DelightBridge Sync process: one field per environment
+    variable, each declared once (:func:`setting`)."""
+
+    database_url: str | None = setting(
+        "DATABASE_URL", None, _postgres_url,
+        "PostgreSQL URL; unset starts an embedded server under DELIGHTBRIDGE_DATA_DIR")
+    auth_secret: str | None = setting(
+        "AUTH_SECRET", None, _auth_secret,
+        "the web app's Auth.js secret, to read its admin session cookies (at least 32 "
+        "characters)", secret=True)
+    admin_emails: frozenset[str] = setting(
+        "ADMIN_EMAILS", frozenset(), _emails,
+        "comma-separated addresses treated as admins besides users.permission='admin'")
+    google_client_id: str | None = setting(
+        "GOOGLE_CLIENT_ID", None, _plain,
+        "OAuth client id")
+    google_client_secret: str | None = setting(
+        "GOOGLE_CLIENT_SECRET", None, _plain,
+        "OAuth client secret", secret=True)
+    google_oauth_token_uri: str = setting(
+        "GOOGLE_OAUTH_TOKEN_URI", "https://oauth2.googleapis.com/token", _http_url,
+        "OAuth token endpoint")
+    google_oauth_auth_uri: str = setting(
+        "GOOGLE_OAUTH_AUTH_URI", "https://accounts.google.com/o/oauth2/v2/auth", _http_url,
+        "OAuth consent screen the connect endpoint redirects admins to")
+    public_base_url: str | None = setting(
+        "PUBLIC_BASE_URL", None, _http_url,
+        "the API's public origin (and path prefix), for the OAuth redirect URI and "
+        "reconnect links; unset: the origin of each request")
+    connect_return_url: str | None = setting(
+        "CONNECT_RETURN_URL", None, _return_url,
+        "where the OAuth callback sends the browser afterwards (status, reason, runId "
+        "added to its query); unset: the API's /api/services/oauth/result")
+    gmail_api_endpoint: str = setting(
+        "GMAIL_API_ENDPOINT", "https://gmail.googleapis.com", _http_url,
+        "Gmail API base URL (may carry a path prefix)")
+    gmail_batch_size: int = setting(
+        "GMAIL_BATCH_SIZE", 50, _int_between(1, 100),
+        "requests per Gmail batch call; 1 disables batching")
+    gmail_quota_profile: str = setting(
+        "GMAIL_QUOTA_PROFILE", "2026", _quota_profile,
+        "Gmail's quota model: 2026 (projects created since 2026-05-01) or legacy")
+    gmail_quota_user_units: int | None = setting(
+        "GMAIL_QUOTA_USER_UNITS", None, _int_between(1, 10**9),
+        "override: units per mailbox per window (2026: 6000, legacy: 250)")
+    gmail_quota_user_window_seconds: float | None = setting(
+        "GMAIL_QUOTA_USER_WINDOW_SECONDS", None, _number(0.1, 3600),
+        "override: the per-mailbox window (2026: 60, legacy: 1)")
+    gmail_quota_project_units_per_minute: int | None = setting(
+        "GMAIL_QUOTA_PROJECT_UNITS_PER_MINUTE", None, _int_between(1, 10**10),
+        "override: units per minute for every mailbox together "
+        "(1200000)")
+    gmail_quota_daily_units: int | None = setting(
+        "GMAIL_QUOTA_DAILY_UNITS", None, _int_between(0, 10**12),
+        "override: units per Pacific day for the project (2026: 80000000; 0: none)")
+    gmail_quota_costs: Mapping[str, int] = setting(
+        "GMAIL_QUOTA_COSTS", {}, _costs,
+        "override: units per method, e.g. messages.get=20,threads.get=40")
+    gmail_quota_daily_guard: float = setting(
+        "GMAIL_QUOTA_DAILY_GUARD", 0.9, _number(0.1, 1.0),
+        "share of the daily budget imports may use (the rest is kept for fresh mail); "
+        "also the daily alert threshold (default 0.9)")
+    gmail_fetch_concurrency: int = setting(
+        "GMAIL_FETCH_CONCURRENCY", 4, _int_between(1, 64),
+        "batches (or single calls) in flight per mailbox")
+    pubsub_project: str = setting(
+        "PUBSUB_PROJECT", "delightbridge-local", _project,
+        "Google Cloud project of the topic")
+    pubsub_topic: str = setting(
+        "PUBSUB_TOPIC", "gmail-push", _resource("topics"),
+        "topic Gmail publishes to (id or projects/P/topics/T)")
+    pubsub_subscription: str = setting(
+        "PUBSUB_SUBSCRIPTION", "gmail-push-sync", _resource("subscriptions"),
+        "subscription the consumer pulls (id or projects/P/subscriptions/S)")
+    pubsub_emulator_host: str | None = setting(
+        "PUBSUB_EMULATOR_HOST", None, _host_port,
+        "host:port of the Pub/Sub emulator, standard for Google's clients")
+    gmail_watch_label_ids: tuple[str, ...] = setting(
+        "GMAIL_WATCH_LABEL_IDS", (), _label_ids,
+        "labels the Gmail watch is limited to (e.g. INBOX); empty: every change")
+    gmail_watch_label_filter_behavior: str = setting(
+        "GMAIL_WATCH_LABEL_FILTER_BEHAVIOR", "include", _behavior,
+        "include (notify for those labels) or exclude (for all but them)")
+    consumer_mode: ConsumerMode = setting(
+        "CONSUMER_MODE", "pull", _consumer_mode,
+        "pull (streaming pull, default) or push (POST /pubsub/push)")
+    consumer_concurrency: int = setting(
+        "CONSUMER_CONCURRENCY", 4, _int_between(1, 256),
+        "syncs at once across mailboxes in one consumer (default 4)")
+    consumer_max_outstanding: int = setting(
+        "CONSUMER_MAX_OUTSTANDING", 500, _int_between(1, 100_000),
+        "Pub/Sub flow control: messages held, not yet acked (default 500)")
+    consumer_lock_wait_seconds: float = setting(
+        "CONSUMER_LOCK_WAIT_SECONDS", 60.0, _number(0, 3600),
+        "wait this long for another process's sync of a mailbox (default 60)")
+    consumer_http_host: str = setting(
+        "CONSUMER_HTTP_HOST", "0.0.0.0", _plain,  # noqa: S104 - probes and push come from outside the pod
+        "address of the consumer's HTTP ports (default 0.0.0.0)")
+    consumer_http_port: int = setting(
+        "CONSUMER_HTTP_PORT", 8081, _int_between(0, 65535),
+        "the consumer's internal port: /healthz, /readyz, /metrics (default 8081; 0: any "
+        "free port)")
+    consumer_push_port: int = setting(
+        "CONSUMER_PUSH_PORT", 8080, _int_between(0, 65535),
+        "push mode: the public port of POST /pubsub/push, apart from the internal one "
+        "(default 8080; 0: any free port)")
+    sweep_interval_minutes: float = setting(
+        "SWEEP_INTERVAL_MINUTES", 1.0, _number(0.01, 1440),
+        "how often the safety-net sweep runs (default 1)")
+    sweep_stale_after_minutes: float = setting(
+        "SWEEP_STALE_AFTER_MINUTES", 10.0, _number(0.01, 10080),
+        "a connected service not synced this long is synced by the sweep (default 10)")
+    http_idle_timeout_seconds: float = setting(
+        "HTTP_IDLE_TIMEOUT_SECONDS", 15.0, _number(0.5, 3600),
+        "both HTTP servers close a connection that has not sent a whole request head "
+        "this long after opening, or stays idle this long between requests (default 15)")
+    consumer_shutdown_timeout_seconds: float = setting(
+        "CONSUMER_SHUTDOWN_TIMEOUT_SECONDS", 25.0, _number(0, 3600),
+        "grace for running syncs after SIGTERM (default 25)")
+    consumer_renew_watches: bool = setting(
+        "CONSUMER_RENEW_WATCHES", False, _bool,
+        "also run the watch renewal schedule inside the consumer (default false)")
+    push_audience: str | None = setting(
+        "PUSH_AUDIENCE", None, _plain,
+        "push mode: the OIDC token's expected audience")
+    push_service_account: str | None = setting(
+        "PUSH_SERVICE_ACCOUNT", None, _plain,
+        "push mode: the service account Pub/Sub signs push requests as")
+    push_certs_url: str = setting(
+        "PUSH_CERTS_URL", GOOGLE_CERTS_URL, _http_url,
+        "push mode: Google's signing certificates (default Google's)")
+    push_clock_skew_seconds: float = setting(
+        "PUSH_CLOCK_SKEW_SECONDS", 10.0, _number(0, 300),
+        "push mode: tolerated clock skew on token times (default 10)")
+    token_encryption_key: bytes | None = setting(
+        "TOKEN_ENCRYPTION_KEY", None, _aes_key,
+        "32 bytes, base64: encrypts the service's own copies of OAuth tokens "
+        "(AES-256-GCM); the web app's token columns stay plain", secret=True)
+    token_encryption_old_keys: tuple[bytes, ...] = setting(
+        "TOKEN_ENCRYPTION_OLD_KEYS", (), _aes_keys,
+        "comma-separated earlier keys, still accepted for reading (key rotation; "
+        "reseal-tokens re-encrypts with TOKEN_ENCRYPTION_KEY)", secret=True)
+    events_url: str | None = setting(
+        "EVENTS_URL", None, _http_url,
+        "where new-mail events are POSTed (the web app's receiver); unset: none recorded")
+    events_secret: str | None = setting(
+        "EVENTS_SECRET", None, _signing_secret,
+        "HMAC-SHA256 key signing each event (32+ characters; required with EVENTS_URL)",
+        secret=True)
+    log_level: str = setting(
+        "LOG_LEVEL", "INFO", _log_level,
+        "DEBUG, INFO, WARNING, ERROR")
+    log_format: LogFormat = setting(
+        "LOG_FORMAT", "json", _log_format,
+        "json or text; default text on a terminal, json otherwise")
+    data_dir: Path = setting(
+        "DELIGHTBRIDGE_DATA_DIR", DEFAULT_DATA_DIR, _path,
+        "local state (embedded PostgreSQL data); default ./.delightbridge")
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        env_file: Path | None = None,
+        demo: bool | None = None,
+    ) -> Settings:
+        """Read settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
+
+        The file is ``DELIGHTBRIDGE_ENV_FILE`` when set (it must exist), else ``./.env``
+        when present. Real environment variables win over the file. With ``demo``
+        (default: when reading ``os.environ``), the settings of a demo running from the
+        data directory come between the two (:mod:`delightbridge.core.demo_dir`), so that
+        ``status``, ``sync`` or ``admin-session`` reach it.
+        """
+        env = dict(os.environ if environ is None else environ)
+        merged = {**_read_env_file(env, env_file), **env}
+        if demo if demo is not None else environ is None:
+            raw_dir = merged.get("DELIGHTBRIDGE_DATA_DIR", "").strip()
+            data_dir = _path(raw_dir) if raw_dir else DEFAULT_DATA_DIR
+            merged = {**_read_env_file(env, env_file), **running_env(data_dir), **env}
+        values: dict[str, Any] = {}
+        for name, parse in _RETIRED.items():
+            if merged.get(name, "").strip():
+                try:
+                    parse(merged[name].strip())
+                except ValueError as exc:
+                    raise ConfigError(name, str(exc)) from None
+        for attr, var in _declared():
+            raw = merged.get(var.name)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[attr] = var.parse(raw.strip())
+            except ValueError as exc:
+                raise ConfigError(var.name, str(exc)) from None
+        if "events_url" in values and "events_secret" not in values:
+            raise ConfigError("EVENTS_SECRET", "is required when EVENTS_URL is set: events "
+                              "are signed with it")
+        if "log_format" not in values:
+            values["log_format"] = "text" if _stderr_is_tty() else "json"
+        return cls(**values)
+
+    @property
+    def gmail_base_url(self) -> str:
+        """Root of Gmail's REST paths: ``<endpoint>/gmail/v1/``."""
+        return f"{self.gmail_api_endpoint}/gmail/v1/"
+
+    @property
+    def gmail_batch_uri(self) -> str:
+        """Gmail's batch endpoint under the configured base: ``<endpoint>/batch/gmail/v1``."""
+        return f"{self.gmail_api_endpoint}/batch/gmail/v1"
+
+    @property
+    def topic_path(self) -> str:
+        return _resource_path(self.pubsub_project, "topics", self.pubsub_topic)
+
+    @property
+    def subscription_path(self) -> str:
+        return _resource_path(self.pubsub_project, "subscriptions", self.pubsub_subscription)
+
+    def secret_values(self) -> list[str]:
+        """Values that must never appear in a log line."""
+        secrets = [self.auth_secret, self.google_client_secret, self.events_secret]
+        keys = ((self.token_encryption_key,) if self.token_encryption_key is not None
+                else ()) + self.token_encryption_old_keys
+        for key in keys:
+            secrets.append(base64.urlsafe_b64encode(key).decode())
+            secrets.append(base64.b64encode(key).decode())
+        password = urlsplit(self.database_url).password if self.database_url else None
+        secrets.append(password)
+        return [s for s in secrets if s]
+
+
+#: Variables of earlier releases, refused with what replaced them.
+_RETIRED: dict[str, Callable[[str], Any]] = {
+    "GMAIL_QUOTA_UNITS_PER_SECOND": _replaced_units_per_second,
+}
+
+
+def _declared() -> tuple[tuple[str, Variable], ...]:
+    return tuple((f.name, f.metadata["variable"]) for f in fields(Settings))
+
+
+def variable(name: str) -> Variable:
+    """The declaration of environment variable ``name``."""
+    for _, var in _declared():
+        if var.name == name:
+            return var
+    raise KeyError(name)
 
 ENV_FILE_VARIABLE = "DELIGHTBRIDGE_ENV_FILE"
 
 
 def variable_names() -> list[str]:
     """Every environment variable the settings read, in documentation order."""
-    return [var.name for var in _VARIABLES]
+    return [var.name for _, var in _declared()] + list(_RETIRED)
 
 
 def _read_env_file(env: Mapping[str, str], env_file: Path | None) -> dict[str, str]:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from delightbridge.cli import consume as cli
-from delightbridge.consumer.config import GOOGLE_CERTS_URL, ConsumerConfig
+from delightbridge.consumer.config import ConsumerConfig
 from delightbridge.core.errors import ConfigError
-from delightbridge.core.settings import Settings
+from delightbridge.core.settings import GOOGLE_CERTS_URL, Settings
 
 
 def test_defaults_follow_the_issue() -> None:
@@ -23,21 +22,36 @@ def test_defaults_follow_the_issue() -> None:
     assert 0 < config.shutdown_timeout < 30  # inside Kubernetes' default grace period
 
 
-def test_settings_attributes_are_read_when_settings_declares_them() -> None:
-    settings = SimpleNamespace(
-        consumer_mode="push", consumer_concurrency=8, consumer_max_outstanding=50,
-        consumer_lock_wait_seconds=5.0, consumer_http_host="127.0.0.1",
-        consumer_http_port=9000, sweep_interval_minutes=2, sweep_stale_after_minutes=15,
-        consumer_shutdown_timeout_seconds=12.0, push_audience="https://x.example/push",
-        push_service_account="push@p.iam.gserviceaccount.com",
-        push_certs_url="http://127.0.0.1:1/certs", push_clock_skew_seconds=3.0)
-    config = ConsumerConfig.from_settings(cast(Settings, settings), concurrency=2)
+def test_the_environment_reaches_the_config_then_options_override_it() -> None:
+    settings = Settings.from_env({
+        "CONSUMER_MODE": "push", "CONSUMER_CONCURRENCY": "8", "CONSUMER_MAX_OUTSTANDING": "50",
+        "CONSUMER_LOCK_WAIT_SECONDS": "5", "CONSUMER_HTTP_HOST": "127.0.0.1",
+        "CONSUMER_HTTP_PORT": "9000", "SWEEP_INTERVAL_MINUTES": "2",
+        "SWEEP_STALE_AFTER_MINUTES": "15", "CONSUMER_SHUTDOWN_TIMEOUT_SECONDS": "12",
+        "PUSH_AUDIENCE": "https://x.example/push",
+        "PUSH_SERVICE_ACCOUNT": "push@p.iam.gserviceaccount.com",
+        "PUSH_CERTS_URL": "http://127.0.0.1:1/certs", "PUSH_CLOCK_SKEW_SECONDS": "3"})
+    config = ConsumerConfig.from_settings(settings, concurrency=2)
     assert config == ConsumerConfig(
         mode="push", concurrency=2, max_outstanding=50, lock_wait=5.0, http_host="127.0.0.1",
         http_port=9000, sweep_interval=120.0, stale_after=900.0, shutdown_timeout=12.0,
         push_audience="https://x.example/push",
         push_service_account="push@p.iam.gserviceaccount.com",
         push_certs_url="http://127.0.0.1:1/certs", push_clock_skew=3.0)
+
+
+def test_defaults_and_bounds_are_the_settings_declarations() -> None:
+    declared = Settings()
+    config = ConsumerConfig()
+    assert (config.concurrency, config.http_port, config.stale_after) == (
+        declared.consumer_concurrency, declared.consumer_http_port,
+        60 * declared.sweep_stale_after_minutes)
+    # The same bounds and words as the environment variable's.
+    with pytest.raises(ConfigError) as from_env:
+        Settings.from_env({"CONSUMER_CONCURRENCY": "257"})
+    with pytest.raises(ConfigError) as from_code:
+        ConsumerConfig(concurrency=257)
+    assert str(from_code.value) == str(from_env.value)
 
 
 @pytest.mark.parametrize(("values", "variable"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from pathlib import Path
 
@@ -138,6 +139,53 @@ def test_every_variable_is_documented(document: str) -> None:
     text = (ROOT / document).read_text()
     missing = [name for name in variable_names() if not re.search(rf"\b{name}\b", text)]
     assert missing == []
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, Path):
+        return f"./{value}"
+    return str(value)
+
+
+def test_the_readme_table_shows_the_declared_defaults() -> None:
+    """README's configuration table, row by row (``A`` / ``B`` | ``a`` / ``b``), against
+    the declarations in delightbridge/core/settings.py."""
+    declared = {f.metadata["variable"].name: getattr(Settings(), f.name)
+                for f in dataclasses.fields(Settings)}
+    checked = 0
+    for line in (ROOT / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])
+        defaults = [d.strip() for d in cells[1].split(" / ")]
+        for name, shown in zip(names, defaults if len(defaults) == len(names) else [],
+                               strict=False):
+            value = declared.get(name)
+            if value is None or isinstance(value, tuple | frozenset | dict) or not value:
+                continue
+            if name == "LOG_FORMAT":  # text on a terminal: the table says so
+                continue
+            assert f"`{_shown(value)}`" == shown, (name, shown, value)
+            checked += 1
+    assert checked >= 25
+
+
+def test_every_example_value_is_valid() -> None:
+    """Each ``NAME=value`` of .env.example (uncommented, it would be read) parses."""
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        found = re.fullmatch(r"# ([A-Z][A-Z0-9_]+)=(\S.*)", line)
+        if not found or found.group(1) not in variable_names():
+            continue
+        name, value = found.groups()
+        if name == "GMAIL_QUOTA_UNITS_PER_SECOND":
+            continue
+        Settings.from_env({name: value, **(
+            {"EVENTS_SECRET": "e" * 32} if name == "EVENTS_URL" else {})})
 
 
 @pytest.mark.parametrize("secret", ["short", "x" * 31, "   padded-but-short   "])
