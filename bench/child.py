@@ -428,6 +428,9 @@ JOBS = {"full_sync": full_sync, "reference_sync": reference_sync, "consumer": co
 
 
 def main() -> int:
+    from delightbridge.core import allocator
+
+    allocator.tune()  # as the console script does: the engine measured as it runs
     job = sys.argv[1]
     spec = json.loads(sys.stdin.readline())
     # BENCH_CHILD_LOG_LEVEL=INFO: the children's logs (in <results>/logs) tell more.

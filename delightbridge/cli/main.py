@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from delightbridge.core import logs
+from delightbridge.core import allocator, logs
 from delightbridge.core.errors import ConfigError, DelightBridgeError, NotInstalled
 from delightbridge.core.settings import Settings
 from delightbridge.db import migrate as migrations
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    allocator.tune()  # before anything large is allocated
     args = build_parser().parse_args(argv)
     try:
         # Other commands reach a running demo (its demo.env); the demo itself must not.
