@@ -10,7 +10,9 @@ Memory is bounded whatever the mailbox's size (:class:`Held`): a batch is sent o
 while fewer than :data:`HELD_MESSAGES` messages are being fetched (counted as listed)
 or wait to be stored and while those answered weigh less than :data:`HELD_BYTES`
 (Gmail's ``sizeEstimate``); the client has at most 8 ``threads.get`` in flight, 3 a
-batch (a conversation holds up to 100 messages and may quote itself in every reply).
+batch (a conversation holds up to 100 messages and may quote itself in every reply),
+and where every call fetches a whole conversation (an import's inbox) at most
+``concurrency // 2`` batches are in flight.
 A message that 404s while fetching was deleted meanwhile: it is skipped.
 """
 
@@ -216,7 +218,13 @@ async def _produce(ctx: SyncContext, pages: AsyncIterator[Listed], plan: Plan,
     batch's messages (or its error) go to ``answered``, then :data:`_DONE`."""
     client = ctx.client
     pending: list[Fetch] = []  # a partial batch, waiting for the next page's calls
-    sending = asyncio.Semaphore(2 * client.concurrency)  # batches sent or about to be
+    # Batches sent or about to be. Where every call is a whole conversation (an
+    # import's inbox: up to 100 messages quoting each other, megabytes an answer), a
+    # quarter as many, so that long ones seldom overlap: the peak RSS of a 100,000-
+    # message import is then that of a 10,000 one (BENCHMARKS.md, memory). Under
+    # Gmail's quota the pacer sends fewer than that anyway.
+    in_flight = max(1, client.concurrency // 2) if whole else 2 * client.concurrency
+    sending = asyncio.Semaphore(in_flight)
     fetches: set[asyncio.Task[None]] = set()
 
     async def send(more_coming: bool) -> None:
