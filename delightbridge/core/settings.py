@@ -401,10 +401,10 @@ class Settings:
         "push mode: the public port of POST /pubsub/push, apart from the internal one "
         "(default 8080; 0: any free port)")
     sweep_interval_minutes: float = setting(
-        "SWEEP_INTERVAL_MINUTES", 1.0, _number(0.01, 1440),
+        "SWEEP_INTERVAL_MINUTES", 1.0, _number(0.0001, 1440),
         "how often the safety-net sweep runs (default 1)")
     sweep_stale_after_minutes: float = setting(
-        "SWEEP_STALE_AFTER_MINUTES", 10.0, _number(0.01, 10080),
+        "SWEEP_STALE_AFTER_MINUTES", 10.0, _number(0.0001, 10080),
         "a connected service not synced this long is synced by the sweep (default 10)")
     http_idle_timeout_seconds: float = setting(
         "HTTP_IDLE_TIMEOUT_SECONDS", 15.0, _number(0.5, 3600),

@@ -204,4 +204,4 @@ async def test_start_up_errors_are_one_line_with_an_exit_code(env: Env, tmp_path
     async with consumer_process(env, "--concurrency", "0", cwd=tmp_path) as process:
         assert await process.exit_code() == 2
         assert process.lines[-1] == ("delightbridge: invalid configuration: "
-                                     "CONSUMER_CONCURRENCY: must be from 1 to 256")
+                                     "CONSUMER_CONCURRENCY: must be from 1 to 256, got 0")
