@@ -103,10 +103,10 @@ class Postgres:
         if configured:
             yield cls(configured, "BENCH_DATABASE_URL")
             return
-        from delightbridge.db import embedded as embedded_pg
+        from delightbridge.db import embedded
 
         data_dir = Path(tempfile.mkdtemp(prefix="dbsync-bench-pg-")) / "data"
-        server = embedded_pg.start(data_dir, delete_on_exit=True)
+        server = embedded.start(data_dir, delete_on_exit=True)
         yield cls(server.url("postgres"), "embedded")
 
     async def prepare(self) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from delightbridge.db import embedded as embedded_pg
+from delightbridge.db import embedded
 from delightbridge.db.migrate import migrate
 from tests.db.catalog import load_reference
 from tests.dbutil import REFERENCE_SCHEMA, create_database, drop_database, with_database
@@ -36,7 +36,7 @@ def pg_admin_url() -> Iterator[str]:
     # Not under pytest's basetemp: concurrent pytest runs rotate those folders away,
     # which would delete a live server's data directory.
     data_dir = Path(tempfile.mkdtemp(prefix="dbsync-pg-")) / "data"
-    server = embedded_pg.start(data_dir, delete_on_exit=True)
+    server = embedded.start(data_dir, delete_on_exit=True)
     yield server.url("postgres")
 
 

@@ -16,7 +16,7 @@ import asyncpg
 
 from delightbridge.core.errors import DatabaseError
 from delightbridge.core.settings import Settings
-from delightbridge.db import embedded as embedded_pg
+from delightbridge.db import embedded
 from delightbridge.db import errors as db_errors
 from delightbridge.db.migrate import migrate
 
@@ -29,8 +29,8 @@ async def database_url(settings: Settings) -> str:
     """The configured URL, or that of the embedded server (started if needed)."""
     if settings.database_url:
         return settings.database_url
-    server = await embedded_pg.start_async(settings.data_dir / "pgdata")
-    url = await embedded_pg.ensure_database(server, EMBEDDED_DATABASE)
+    server = await embedded.start_async(settings.data_dir / "pgdata")
+    url = await embedded.ensure_database(server, EMBEDDED_DATABASE)
     log.info(
         "DATABASE_URL is unset: using embedded PostgreSQL at %s",
         url,

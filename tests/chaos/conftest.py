@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from delightbridge.db import embedded as embedded_pg
+from delightbridge.db import embedded
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -56,11 +56,11 @@ class PgServer:
         info = self._server.get_postmaster_info()
         self.data_dir = data_dir
         self.socket_dir = str(info.socket_dir)
-        self.admin_url = embedded_pg.EmbeddedServer(data_dir, self.socket_dir).url("postgres")
+        self.admin_url = embedded.EmbeddedServer(data_dir, self.socket_dir).url("postgres")
         self.restarts = 0
 
     def url(self, database: str) -> str:
-        return embedded_pg.EmbeddedServer(self.data_dir, self.socket_dir).url(database)
+        return embedded.EmbeddedServer(self.data_dir, self.socket_dir).url(database)
 
     def _ctl(self, *args: str) -> None:
         _pg_ctl()(list(args), pgdata=self.data_dir, user=self._server.system_user, timeout=60)
