@@ -28,7 +28,6 @@ mailbox is paced per process only: a collision costs a 429 retried within a seco
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,7 +37,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from delightbridge.core.errors import DailyBudgetExhausted
-from delightbridge.db.queries import query
+from delightbridge.db import quota_ledger as ledger
+from delightbridge.db.quota_ledger import Lease
 from delightbridge.sync.gmail.quota import QuotaProfile
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -106,14 +106,6 @@ class BudgetConfig:
         return int(self.daily_units * (self.daily_guard if bulk else 1.0))
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    granted: bool
-    window_units: int  # leased in the window before this one
-    day_units: int  # leased today before this one
-    frees_in: float | None  # seconds until the window's oldest lease leaves it
-
-
 class SharedBudget:
     """This process's share of a budget every process draws on (``scope``: the project's,
     or ``user:<service id>``): leases, and the units left of them."""
@@ -170,24 +162,19 @@ class SharedBudget:
 
     async def _lease(self, units: int, bulk: bool) -> Lease:
         config = self.config
-        now = self._now()
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(query("budget_lock"), LEDGER_CLASS, self.scope)
-            row = await conn.fetchrow(query("budget_lease"), self.scope, units, config.window,
-                                      config.window_limit(bulk), quota_day(now),
-                                      config.daily_limit(bulk), self.scope == SCOPE)
-            if self.leases % 200 == 0:
-                await conn.execute(query("budget_prune"), 5 * config.window)
-        assert row is not None
-        self.leases += row["granted"]
-        self.day_units = int(row["day_units"]) + (units if row["granted"] else 0)
-        frees_in = row["frees_in"]
-        return Lease(row["granted"], int(row["window_units"]), int(row["day_units"]),
-                     None if frees_in is None or math.isnan(frees_in) else float(frees_in))
+        granted = await ledger.lease(
+            self.pool, lock_class=LEDGER_CLASS, scope=self.scope, units=units,
+            window=config.window, window_limit=config.window_limit(bulk),
+            day=quota_day(self._now()), day_limit=config.daily_limit(bulk),
+            counts_the_day=self.scope == SCOPE,
+            prune_older_than=5 * config.window if self.leases % 200 == 0 else None)
+        self.leases += granted.granted
+        self.day_units = granted.day_units + (units if granted.granted else 0)
+        return granted
 
     async def today(self) -> int:
         """Units leased so far today, by every process."""
-        return int(await self.pool.fetchval(query("budget_day"), quota_day(self._now())))
+        return await ledger.day_units(self.pool, day=quota_day(self._now()))
 
 
 ProjectBudget = SharedBudget  # the project's: scope "project"

@@ -8,7 +8,6 @@ a stopped worker still records why its run ended).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Literal, get_args
 
 import asyncpg
 
-from delightbridge.db.queries import query
+from delightbridge.db import runs as runs_db
 from delightbridge.db.types import Connection
 from delightbridge.sync.idset import IdSet
 
@@ -117,13 +116,12 @@ class Run:
     async def start(self) -> None:
         """Record the run (or take up an import's run again, as it was recorded)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(query("sync_run_interrupted"), self.service_id, self.id)
-            row = await conn.fetchrow(query("sync_run_start"), self.id, self.service_id,
-                                      self.mode, self.trigger, _num(self.start_history_id))
-        assert row is not None
-        self.fell_back_to_full = self.fell_back_to_full or row["fell_back_to_full"]
-        if row["start_history_id"] is not None:
-            self.start_history_id = int(row["start_history_id"])
+            started = await runs_db.start(
+                conn, run_id=self.id, service_id=self.service_id, mode=self.mode,
+                trigger=self.trigger, start_history_id=self.start_history_id)
+        self.fell_back_to_full = self.fell_back_to_full or started.fell_back_to_full
+        if started.start_history_id is not None:
+            self.start_history_id = started.start_history_id
 
     def notify(self) -> None:
         if self._on_progress:
@@ -131,22 +129,20 @@ class Run:
 
     async def save_progress(self, conn: Connection | None = None) -> None:
         p = self.progress
-        args = (self.id, json.dumps(p.as_json()), len(p.threads), p.stored + p.deleted,
-                p.deleted, self.mode, self.fell_back_to_full)
-        if conn is not None:
-            await conn.execute(query("sync_run_progress"), *args)
-        else:
-            await self.pool.execute(query("sync_run_progress"), *args)
+        await runs_db.save_progress(
+            self.pool if conn is None else conn, run_id=self.id, progress=p.as_json(),
+            threads=len(p.threads), messages=p.stored + p.deleted, deleted=p.deleted,
+            mode=self.mode, fell_back_to_full=self.fell_back_to_full)
         self.notify()
 
     async def finish(self, *, error_code: str | None = None, error: str | None = None) -> None:
         p = self.progress
         status: RunState = "failed" if error_code else "succeeded"
-        await asyncio.shield(self.pool.execute(
-            query("sync_run_finish"), self.id, status, _num(self.end_history_id),
-            len(p.threads), p.stored + p.deleted, p.deleted, self.mode, self.fell_back_to_full,
-            error_code, error,
-        ))
+        await asyncio.shield(runs_db.finish(
+            self.pool, run_id=self.id, status=status, end_history_id=self.end_history_id,
+            threads=len(p.threads), messages=p.stored + p.deleted, deleted=p.deleted,
+            mode=self.mode, fell_back_to_full=self.fell_back_to_full, error_code=error_code,
+            error=error))
 
     def result(self) -> SyncResult:
         p = self.progress
@@ -158,6 +154,3 @@ class Run:
             history_id=self.end_history_id, duration=time.monotonic() - self._started,
         )
 
-
-def _num(value: int | None) -> str | None:
-    return None if value is None else str(value)

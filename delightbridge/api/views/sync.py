@@ -13,7 +13,6 @@ then the service (404): nobody learns which services exist without being an admi
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Any
 
@@ -26,6 +25,7 @@ from delightbridge.api.keys import POOL, SETTINGS
 from delightbridge.api.sessions import require_admin
 from delightbridge.core.errors import ServiceNotFound, SyncInProgress
 from delightbridge.db import errors as db_errors
+from delightbridge.db import runs as runs_db
 from delightbridge.db.queries import query
 from delightbridge.sync.runs import MODES, Mode, Run, SyncResult
 
@@ -82,7 +82,7 @@ async def _in_progress(request: web.Request, exc: SyncInProgress) -> web.Respons
     """409 sync_in_progress, naming the running run when this database knows it."""
     response = to_response(request, exc)
     try:
-        run_id = await request.app[POOL].fetchval(query("api_running_run"), exc.service_id)
+        run_id = await runs_db.running(request.app[POOL], service_id=exc.service_id)
     except db_errors.FAILED:
         run_id = None
     if run_id is None:
@@ -122,23 +122,23 @@ async def trigger_sync(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "mode": mode, "runId": str(run.id)}, status=202)
 
 
-def run_body(row: Any) -> dict[str, Any]:
-    started, finished = row["started_at"], row["finished_at"]
+def run_body(row: runs_db.RunRow) -> dict[str, Any]:
+    started, finished = row.started_at, row.finished_at
     return {
-        "runId": str(row["id"]),
-        "serviceId": row["account_id"],
-        "mode": row["mode"],
-        "trigger": row["trigger"],
-        "state": row["status"],
-        "fellBackToFull": row["fell_back_to_full"],
-        "startHistoryId": row["start_history_id"],
-        "historyId": row["end_history_id"],
-        "threadsProcessed": row["threads_processed"],
-        "messagesProcessed": row["messages_processed"],
-        "messagesDeleted": row["messages_deleted"],
-        "progress": json.loads(row["progress"]) if row["progress"] else None,
-        "error": ({"code": row["error_code"], "message": row["error"]}
-                  if row["error_code"] else None),
+        "runId": str(row.id),
+        "serviceId": row.service_id,
+        "mode": row.mode,
+        "trigger": row.trigger,
+        "state": row.status,
+        "fellBackToFull": row.fell_back_to_full,
+        "startHistoryId": row.start_history_id,
+        "historyId": row.end_history_id,
+        "threadsProcessed": row.threads_processed,
+        "messagesProcessed": row.messages_processed,
+        "messagesDeleted": row.messages_deleted,
+        "progress": row.progress,
+        "error": ({"code": row.error_code, "message": row.error}
+                  if row.error_code else None),
         "startedAt": started.isoformat(),
         "finishedAt": finished.isoformat() if finished else None,
         "durationSeconds": round((finished - started).total_seconds(), 3) if finished else None,
@@ -157,7 +157,7 @@ async def list_runs(request: web.Request) -> web.Response:
     await _admin(request)
     limit = _limit(request)
     service_id = await _existing_service(request)
-    rows = await request.app[POOL].fetch(query("sync_runs_recent"), service_id, limit)
+    rows = await runs_db.recent(request.app[POOL], service_id=service_id, limit=limit)
     return web.json_response({"ok": True, "runs": [run_body(r) for r in rows]})
 
 
@@ -169,7 +169,7 @@ async def get_run(request: web.Request) -> web.Response:
         run_id: uuid.UUID | None = uuid.UUID(request.match_info["run_id"])
     except ValueError:
         run_id = None
-    row = run_id and await request.app[POOL].fetchrow(query("sync_run_get"), service_id, run_id)
+    row = run_id and await runs_db.get(request.app[POOL], service_id=service_id, run_id=run_id)
     if not row:
         return error_response("run_not_found",
                               f"Service {service_id[:100]!r} has no sync run with that id.")
