@@ -23,7 +23,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from delightbridge.db.queries import query
+from delightbridge.db import identities as identities_db
 from delightbridge.sync.engine import SyncEngine
 from delightbridge.sync.threads import SenderIdentity
 
@@ -75,11 +75,6 @@ async def store(engine: SyncEngine, service_id: str,
     Rows keep their id and creation time across refreshes (the first enabled identity,
     the fallback default, stays the same one).
     """
-    async with engine.pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            query("identities_upsert"), service_id,
-            [identity_row_id(service_id, i.email) for i, _ in listed],
-            [i.email for i, _ in listed], [name for _, name in listed],
-            [i.is_default for i, _ in listed], [i.is_enabled for i, _ in listed])
-        await conn.execute(query("identities_remove_others"), service_id,
-                           [i.email for i, _ in listed])
+    await identities_db.replace_all(engine.pool, service_id=service_id, identities=[
+        identities_db.IdentityRow(identity_row_id(service_id, i.email), i.email, name,
+                                  i.is_default, i.is_enabled) for i, name in listed])

@@ -15,7 +15,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from delightbridge.core.errors import SyncInProgress
-from delightbridge.db.queries import query
+from delightbridge.db import locks
 
 # First key of the two-int advisory lock space used for services ("DBSY").
 LOCK_CLASS = 0x44425359
@@ -33,16 +33,13 @@ async def service_lock(
     """Hold the service's lock (its sync lock, or ``lock_class``'s: the import lock);
     ``wait`` None fails at once, else waits that many seconds."""
     async with pool.acquire() as conn:
-        if not await conn.fetchval(query("sync_try_lock"), lock_class, service_id):
+        if not await locks.try_lock(conn, lock_class=lock_class, key=service_id):
             if not wait:
                 raise SyncInProgress(service_id)
-            await conn.execute(query("sync_set_lock_timeout"), f"{int(wait * 1000)}ms")
             try:
-                await conn.execute(query("sync_lock"), lock_class, service_id)
+                await locks.lock(conn, lock_class=lock_class, key=service_id, wait=wait)
             except asyncpg.LockNotAvailableError:
                 raise SyncInProgress(service_id) from None
-            finally:
-                await conn.execute(query("sync_set_lock_timeout"), "0")
         try:
             yield
         finally:
@@ -51,7 +48,7 @@ async def service_lock(
 
 async def _unlock(conn: PoolConnectionProxy, service_id: str, lock_class: int) -> None:
     try:
-        await conn.execute(query("sync_unlock"), lock_class, service_id)
+        await locks.unlock(conn, lock_class=lock_class, key=service_id)
     except BaseException as exc:
         if _gone(conn):
             # PostgreSQL dropped the connection (a restart, a failover) and every lock

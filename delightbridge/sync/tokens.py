@@ -14,11 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from delightbridge.core.errors import TokenDecryptionError
-from delightbridge.db.queries import query
+from delightbridge.db import stored_tokens
 from delightbridge.db.types import Connection
 from delightbridge.sync import crypto
 
-COLUMNS = ("access_token", "refresh_token")
+
+def _columns(row: stored_tokens.StoredTokens) -> tuple[tuple[str, str | None], ...]:
+    return (("access_token", row.access_token), ("refresh_token", row.refresh_token))
 
 
 @dataclass
@@ -50,11 +52,14 @@ def _rewrite(stored: str | None, account_id: str, column: str, keyring: crypto.K
 async def plain_web_app_tokens(conn: Connection, keyring: crypto.Keyring) -> Outcome:
     """Decrypt any web-app token an earlier release sealed (the web app cannot use it)."""
     outcome = Outcome()
-    for row in await conn.fetch(query("tokens_for_update")):
-        values = [_rewrite(row[c], row["id"], c, keyring, sealed=False, outcome=outcome,
-                           row=row["id"]) for c in COLUMNS]
-        if values != [row[c] for c in COLUMNS]:
-            await conn.execute(query("tokens_store"), row["id"], *values)
+    for row in await stored_tokens.services_for_update(conn):
+        service_id = row.account_id
+        access, refresh = (_rewrite(value, service_id, column, keyring, sealed=False,
+                                    outcome=outcome, row=service_id)
+                           for column, value in _columns(row))
+        if (access, refresh) != (row.access_token, row.refresh_token):
+            await stored_tokens.store_service(conn, service_id=service_id,
+                                              access_token=access, refresh_token=refresh)
             outcome.changed += 1
     return outcome
 
@@ -63,11 +68,13 @@ async def seal_queued_tokens(conn: Connection, keyring: crypto.Keyring) -> Outco
     """Seal the tokens queued watch stops keep with the current key (re-sealing those an
     old key sealed), or make them plain when no current key is set."""
     outcome = Outcome()
-    for row in await conn.fetch(query("tokens_queued_for_update")):
-        label = f"watch stop {row['id']} ({row['account_id']})"
-        values = [_rewrite(row[c], row["account_id"], c, keyring, sealed=True,
-                           outcome=outcome, row=label) for c in COLUMNS]
-        if values != [row[c] for c in COLUMNS]:
-            await conn.execute(query("tokens_queued_store"), row["id"], *values)
+    for row in await stored_tokens.queued_for_update(conn):
+        label = f"watch stop {row.row_id} ({row.account_id})"
+        access, refresh = (_rewrite(value, row.account_id, column, keyring, sealed=True,
+                                    outcome=outcome, row=label)
+                           for column, value in _columns(row))
+        if (access, refresh) != (row.access_token, row.refresh_token):
+            await stored_tokens.store_queued(conn, stop_id=row.row_id, access_token=access,
+                                             refresh_token=refresh)
             outcome.changed += 1
     return outcome
