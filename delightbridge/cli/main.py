@@ -21,8 +21,8 @@ from delightbridge.core import allocator, logs
 from delightbridge.core.errors import ConfigError, DelightBridgeError, NotInstalled
 from delightbridge.core.settings import Settings
 from delightbridge.db import migrate as migrations
+from delightbridge.db import services
 from delightbridge.db.pool import database_url, open_pool
-from delightbridge.db.queries import query
 
 log = logging.getLogger("delightbridge")
 
@@ -72,15 +72,15 @@ async def _encrypt_tokens_refused(settings: Settings, args: argparse.Namespace) 
 
 async def _status(settings: Settings, args: argparse.Namespace) -> int:
     async with open_pool(settings, max_size=2) as pool:
-        rows = await pool.fetch(query("services_status"))
+        rows = await services.statuses(pool)
     print(f"database ready ({len(migrations.available())} migrations applied)")
     if not rows:
         print("no services yet: connect a Gmail mailbox to start syncing")
     for row in rows:
         print(
-            f"  {row['id']:<24} {row['email']:<32} {row['sync_state']:<12} "
-            f"threads={row['threads']} messages={row['messages']} "
-            f"cursor={row['last_history_id'] or '-'}"
+            f"  {row.id:<24} {row.email:<32} {row.sync_state:<12} "
+            f"threads={row.threads} messages={row.messages} "
+            f"cursor={row.last_history_id or '-'}"
         )
     return 0
 

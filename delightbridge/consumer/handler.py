@@ -18,7 +18,6 @@ from typing import Literal
 
 import asyncpg
 
-from delightbridge.consumer import store
 from delightbridge.consumer.metrics import ConsumerMetrics
 from delightbridge.consumer.notification import Decoded, Reason, Rejection
 from delightbridge.consumer.scheduler import Scheduler, ShuttingDown, SyncFn
@@ -30,6 +29,7 @@ from delightbridge.core.errors import (
     ServiceNotFound,
 )
 from delightbridge.db import errors as db_errors
+from delightbridge.db import services
 from delightbridge.sync.engine import SyncEngine
 from delightbridge.sync.runs import SyncResult, Trigger
 
@@ -109,7 +109,7 @@ class NotificationHandler:
         context: dict[str, object] = {"email": decoded.email,
                                       "history_id": decoded.history_id}
         try:
-            service = await store.find_service(self.pool, decoded.email)
+            service = await services.by_address(self.pool, email=decoded.email)
         except db_errors.FAILED as exc:
             return self._nack("database_error", f"{type(exc).__name__}: {exc}", delivery,
                               context)

@@ -22,12 +22,12 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from delightbridge.consumer import store
 from delightbridge.consumer.metrics import ConsumerMetrics
 from delightbridge.consumer.push import PushEndpoint
 from delightbridge.core.healthcheck import PeriodicCheck
 from delightbridge.core.httpserver import listen, make_runner
 from delightbridge.core.settings import Settings
+from delightbridge.db import services
 
 log = logging.getLogger("consumer.http")
 
@@ -39,7 +39,7 @@ DATABASE_CHECK_INTERVAL = 5.0
 
 
 def database_check(pool: asyncpg.Pool) -> PeriodicCheck[bool]:
-    return PeriodicCheck(lambda: store.ping(pool, PING_TIMEOUT),
+    return PeriodicCheck(lambda: services.ping(pool, within=PING_TIMEOUT),
                          interval=DATABASE_CHECK_INTERVAL, name="consumer-database")
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from delightbridge.consumer import store
 from delightbridge.consumer.metrics import ConsumerMetrics
 from delightbridge.consumer.scheduler import Scheduler, ShuttingDown
 from delightbridge.db import errors as db_errors
+from delightbridge.db import services
 
 log = logging.getLogger("consumer.sweep")
 
@@ -59,7 +59,7 @@ class Sweeper:
     async def sweep(self) -> SweepReport:
         """One round: submit every stale service and wait for their syncs."""
         self.metrics.sweeps.inc()
-        service_ids = await store.stale_services(self.pool, self.stale_after)
+        service_ids = await services.stale(self.pool, older_than=self.stale_after)
         if not service_ids:
             return self._report(SweepReport(0, 0, 0))
         futures = [self.scheduler.submit(sid, trigger="poll") for sid in service_ids]

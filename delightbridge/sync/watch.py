@@ -39,6 +39,7 @@ from delightbridge.core.errors import (
     TokenDecryptionError,
 )
 from delightbridge.core.settings import Settings
+from delightbridge.db import services as services_db
 from delightbridge.db.queries import query
 from delightbridge.sync import identities, tokens
 from delightbridge.sync.engine import SyncEngine
@@ -161,7 +162,7 @@ async def disconnect(engine: SyncEngine, service_id: str,
     """
     stop_id = await engine.pool.fetchval(query("watch_disconnect"), service_id, reason)
     if stop_id is None:
-        if not await engine.pool.fetchval(query("services_exists"), service_id):
+        if not await services_db.exists(engine.pool, service_id=service_id):
             raise ServiceNotFound(service_id)
         return None
     log.info("service disconnected", extra={"action": "watch.disconnected",

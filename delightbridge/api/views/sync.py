@@ -26,7 +26,7 @@ from delightbridge.api.sessions import require_admin
 from delightbridge.core.errors import ServiceNotFound, SyncInProgress
 from delightbridge.db import errors as db_errors
 from delightbridge.db import runs as runs_db
-from delightbridge.db.queries import query
+from delightbridge.db import services
 from delightbridge.sync.runs import MODES, Mode, Run, SyncResult
 
 routes = web.RouteTableDef()
@@ -147,7 +147,7 @@ def run_body(row: runs_db.RunRow) -> dict[str, Any]:
 
 async def _existing_service(request: web.Request) -> str:
     service_id = paths.service_id(request)
-    if not await request.app[POOL].fetchval(query("services_exists"), service_id):
+    if not await services.exists(request.app[POOL], service_id=service_id):
         raise ServiceNotFound(service_id)
     return service_id
 
