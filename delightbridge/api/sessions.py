@@ -40,7 +40,7 @@ from delightbridge.api.authjs import (
 from delightbridge.core.errors import ConfigError, DatabaseError, DelightBridgeError
 from delightbridge.core.settings import Settings
 from delightbridge.db import errors as db_errors
-from delightbridge.db.queries import query
+from delightbridge.db import users
 
 __all__ = [
     "ADMIN_COOKIE_MAX_AGE",
@@ -146,16 +146,16 @@ async def _from_jwt(
     user = None
     if sub is not None:
         try:
-            user = await pool.fetchrow(query("auth_user_by_google_id"), sub)
+            user = await users.by_google_id(pool, google_id=sub)
         except db_errors.FAILED as exc:
             raise DatabaseError(f"cannot look up the session's user: {exc}") from exc
-    email = _text(claims.get("email")) or (user["email"] if user is not None else None)
+    email = _text(claims.get("email")) or (user.email if user is not None else None)
     if not email:
         raise Unauthenticated("unknown_user")
-    name = _text(claims.get("name")) or (user["name"] if user is not None else None)
-    is_admin = (user is not None and bool(user["is_admin"])) or _is_admin_email(email, settings)
+    name = _text(claims.get("name")) or (user.name if user is not None else None)
+    is_admin = (user is not None and user.is_admin) or _is_admin_email(email, settings)
     return Identity(
-        user_id=user["id"] if user is not None else None,
+        user_id=user.id if user is not None else None,
         email=email,
         name=name,
         is_admin=is_admin,
@@ -167,24 +167,24 @@ async def _from_database(pool: asyncpg.Pool, token: str, settings: Settings) -> 
     if len(token) > _MAX_DATABASE_TOKEN_LENGTH or not token.isprintable():
         raise Unauthenticated("unknown_session")
     try:
-        row = await pool.fetchrow(query("auth_database_session"), token)
+        session = await users.database_session(pool, token=token)
     except db_errors.FAILED as exc:
         # Not chained and not quoted: a driver message could echo the bound token.
         raise DatabaseError(
             f"cannot look up the database session ({type(exc).__name__})"
         ) from None
-    if row is None:
+    if session is None:
         raise Unauthenticated("unknown_session")
-    if not row["live"]:
+    if not session.live:
         raise Unauthenticated("expired")
-    if row["id"] is None:
+    user = session.user
+    if user is None:
         raise Unauthenticated("unknown_user")
-    email: str = row["email"]
     return Identity(
-        user_id=row["id"],
-        email=email,
-        name=row["name"],
-        is_admin=bool(row["is_admin"]) or _is_admin_email(email, settings),
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        is_admin=user.is_admin or _is_admin_email(user.email, settings),
         via="database",
     )
 

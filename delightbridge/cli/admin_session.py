@@ -20,8 +20,8 @@ import sys
 from delightbridge.api.sessions import ADMIN_COOKIE_MAX_AGE, Forbidden, mint_admin_cookie
 from delightbridge.core.errors import ConfigError
 from delightbridge.core.settings import Settings
+from delightbridge.db import users
 from delightbridge.db.pool import open_pool
-from delightbridge.db.queries import query
 
 HELP = "print an Auth.js admin session cookie (for curl --cookie)"
 
@@ -66,16 +66,16 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     sub: str | None = None
     if email.lower() not in settings.admin_emails:
         async with open_pool(settings, max_size=1) as pool:
-            user = await pool.fetchrow(query("auth_user_by_email"), email)
-        if user is None or not user["is_admin"]:
+            user = await users.by_email(pool, email=email)
+        if user is None or not user.is_admin:
             raise Forbidden(
                 message=(
                     f"{email} is not an admin: add it to ADMIN_EMAILS, or set "
                     "users.permission = 'admin' for it"
                 )
             )
-        email, sub = user["email"], user["google_id"]
-        name = name or user["name"]
+        email, sub = user.email, user.google_id
+        name = name or user.name
     try:
         cookie = mint_admin_cookie(
             settings, email, sub=sub, name=name, max_age=args.max_age, secure=args.secure
