@@ -23,13 +23,11 @@ from delightbridge.api.keys import HEALTH, MAIN_APP, METRICS
 from delightbridge.api.views import health
 from delightbridge.core.healthcheck import PeriodicCheck
 from delightbridge.db import errors as db_errors
-from delightbridge.db import migrate
-from delightbridge.db.queries import query
+from delightbridge.db import migrate, watches
 
 #: Seconds between two database health checks.
 HEALTH_INTERVAL = 5.0
 _TIMEOUT = 5.0
-_WATCH_STATES = ("active", "expiring", "lapsed", "failing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +44,10 @@ async def check_database(pool: asyncpg.Pool) -> DatabaseHealth:
     try:
         async with pool.acquire(timeout=_TIMEOUT) as conn:
             pending = await migrate.pending(conn)
-            row = await conn.fetchrow(query("watch_health"), timeout=_TIMEOUT)
+            watch_health = await watches.health(conn, within=_TIMEOUT)
     except db_errors.FAILED:
         return DatabaseHealth(reachable=False)
-    watches = {key: int(row[key]) for key in (*_WATCH_STATES, "stops_pending")} if row else {}
-    return DatabaseHealth(reachable=True, pending=tuple(pending), watches=watches)
+    return DatabaseHealth(reachable=True, pending=tuple(pending), watches=watch_health)
 
 
 def health_check(pool: asyncpg.Pool) -> PeriodicCheck[DatabaseHealth]:
@@ -90,7 +87,7 @@ async def metrics(request: web.Request) -> web.Response:
     check = main.get(HEALTH)
     health = check.latest if check is not None else None
     if health is not None and health.watches:
-        for state in _WATCH_STATES:
+        for state in watches.HEALTH_STATES:
             registry.watches.labels(state).set(health.watches[state])
         registry.watch_stops_pending.set(health.watches["stops_pending"])
     body = generate_latest(registry.registry)

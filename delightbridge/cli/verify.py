@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 from delightbridge.core.settings import Settings
+from delightbridge.db import watches
 from delightbridge.db.pool import open_pool
-from delightbridge.db.queries import query
 from delightbridge.sync.engine import EngineConfig, SyncEngine
 from delightbridge.sync.runs import Mode
 from delightbridge.sync.verify import Drift, verify
@@ -44,10 +44,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     async with open_pool(settings) as pool, SyncEngine.open(
         pool, EngineConfig.from_settings(settings)
     ) as engine:
-        if args.all:
-            services = [r["id"] for r in await pool.fetch(query("watch_services"))]
-        else:
-            services = [args.service_id]
+        services = ([s.id for s in await watches.connected(pool)] if args.all
+                    else [args.service_id])
         for service_id in services:
             drift = await verify(engine, service_id, deep=args.deep)
             _report(drift)

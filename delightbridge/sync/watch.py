@@ -40,6 +40,7 @@ from delightbridge.core.errors import (
 )
 from delightbridge.core.settings import Settings
 from delightbridge.db import services as services_db
+from delightbridge.db import watches
 from delightbridge.db.queries import query
 from delightbridge.sync import identities, tokens
 from delightbridge.sync.engine import SyncEngine
@@ -127,8 +128,9 @@ async def renew(engine: SyncEngine, service_id: str, config: WatchSettings,
                                   service.stored_refresh_token, exc.reason)
         raise
     expires = _epoch_ms(answer["expiration"])
-    await engine.pool.execute(query("watch_record_success"), service_id, expires,
-                              str(answer.get("historyId") or ""), now or datetime.now(UTC))
+    await watches.record_success(engine.pool, service_id=service_id, expires_at=expires,
+                                 history_id=str(answer.get("historyId") or ""),
+                                 renewed_at=now or datetime.now(UTC))
     log.info("watch renewed", extra={"action": "watch.renewed", "service": service_id,
                                      "expires": expires.isoformat()})
     await _refresh_identities(engine, service_id)
@@ -149,7 +151,7 @@ async def stop(engine: SyncEngine, service_id: str) -> None:
     """Stop the watch of a service that stays connected (its tokens are kept)."""
     service = await engine.service(service_id)
     await engine.client_for(service).stop()
-    await engine.pool.execute(query("watch_record_stopped"), service_id)
+    await watches.record_stopped(engine.pool, service_id=service_id)
 
 
 async def disconnect(engine: SyncEngine, service_id: str,
@@ -160,7 +162,7 @@ async def disconnect(engine: SyncEngine, service_id: str,
     None when the service was not connected; :class:`ServiceNotFound` when it does
     not exist. Mirrored mail stays: a reconnect resumes from the stored cursor.
     """
-    stop_id = await engine.pool.fetchval(query("watch_disconnect"), service_id, reason)
+    stop_id = await watches.queue_disconnect(engine.pool, service_id=service_id, reason=reason)
     if stop_id is None:
         if not await services_db.exists(engine.pool, service_id=service_id):
             raise ServiceNotFound(service_id)
@@ -180,20 +182,21 @@ async def drain_stops(engine: SyncEngine, *, only: int | None = None,
     """
     now = now or datetime.now(UTC)
     outcomes = [await _stop_queued(engine, row, now)
-                for row in await engine.pool.fetch(query("watch_stops_pending"), only)]
+                for row in await watches.stops_pending(engine.pool, only=only)]
     async with engine.pool.acquire() as conn, conn.transaction():
         await tokens.seal_queued_tokens(conn, engine.config.keyring)
     return outcomes
 
 
-async def _stop_queued(engine: SyncEngine, row: asyncpg.Record, now: datetime) -> StopOutcome:
-    service_id = row["account_id"]
-    lapsed = row["watch_expires_at"] is None or row["watch_expires_at"] <= now
+async def _stop_queued(engine: SyncEngine, row: watches.QueuedStop, now: datetime
+                       ) -> StopOutcome:
+    service_id = row.service_id
+    lapsed = row.watch_expires_at is None or row.watch_expires_at <= now
     stopped = revoked = False
     try:
         service = engine.service_from_tokens(
-            service_id, row["email"], row["refresh_token"], row["access_token"],
-            row["access_token_expires_at"])
+            service_id, row.email, row.refresh_token, row.access_token,
+            row.access_token_expires_at)
         client = engine.client_for(service)
         if not lapsed:
             await client.stop()
@@ -208,22 +211,22 @@ async def _stop_queued(engine: SyncEngine, row: asyncpg.Record, now: datetime) -
         # TOKEN_ENCRYPTION_OLD_KEYS): kept queued, with why, until a process with the key
         # stops the watch. Dropping it would leave the watch publishing and the grant alive.
         message = logs.scrub(str(exc))[:500]
-        await engine.pool.execute(query("watch_stop_failed"), row["id"], message)
+        await watches.stop_failed(engine.pool, stop_id=row.id, message=message)
         log.error("watch stop impossible without the key: %s", message, extra={
             "action": "watch.stop_key_missing", "service": service_id})
         return StopOutcome(service_id, False, False, True, message)
     except GmailError as exc:
         message = logs.scrub(f"{exc.code}: {exc}")[:500]
         if exc.status is None or exc.status == 429 or exc.status >= 500:
-            await engine.pool.execute(query("watch_stop_failed"), row["id"], message)
+            await watches.stop_failed(engine.pool, stop_id=row.id, message=message)
             log.warning("watch stop failed, will retry: %s", message, extra={
                 "action": "watch.stop_retry", "service": service_id})
             return StopOutcome(service_id, stopped, False, True, message)
         outcome = StopOutcome(service_id, stopped, False, False, message)
     else:
         outcome = StopOutcome(service_id, True, revoked, False)
-    await engine.pool.execute(query("watch_stop_done"), row["id"])
-    extra = {"service": service_id, "reason": row["reason"], "lapsed": lapsed,
+    await watches.stop_done(engine.pool, stop_id=row.id)
+    extra = {"service": service_id, "reason": row.reason, "lapsed": lapsed,
              "revoked": outcome.revoked}
     if outcome.error is None:
         log.info("watch stopped", extra={"action": "watch.stopped", **extra})
@@ -240,12 +243,11 @@ async def renew_all(engine: SyncEngine, config: WatchSettings, *, now: datetime 
     report = RenewReport()
     if services is None:
         report.stops = await drain_stops(engine, now=now)
-    for row in await engine.pool.fetch(query("watch_services")):
-        service_id = row["id"]
+    for row in await watches.connected(engine.pool):
+        service_id = row.id
         if services is not None and service_id not in services:
             continue
-        if not force and not renewal_due(service_id, row["watch_expires_at"],
-                                         row["watch_renewed_at"], now):
+        if not force and not renewal_due(service_id, row.expires_at, row.renewed_at, now):
             report.skipped.append(service_id)
             continue
         try:
@@ -253,7 +255,8 @@ async def renew_all(engine: SyncEngine, config: WatchSettings, *, now: datetime 
         except DelightBridgeError as exc:
             message = logs.scrub(str(exc))[:500]
             report.failed[service_id] = message
-            await engine.pool.execute(query("watch_record_failure"), service_id, message, now)
+            await watches.record_failure(engine.pool, service_id=service_id, message=message,
+                                         at=now)
             log.error("watch renewal failed: %s", message, extra={
                 "action": "watch.failed", "service": service_id, "error_code": exc.code})
         else:

@@ -48,6 +48,7 @@ from delightbridge.core import logs
 from delightbridge.core.errors import DelightBridgeError, GrantRefused, ServiceNotFound
 from delightbridge.core.settings import Settings
 from delightbridge.db import errors as db_errors
+from delightbridge.db import watches
 from delightbridge.db.queries import query
 from delightbridge.sync import identities, watch
 from delightbridge.sync.gmail.oauth import SCOPES, GrantedTokens
@@ -314,8 +315,8 @@ async def start_watch(app: web.Application, service_id: str) -> bool:
         log.warning("watch not started: %s", message, extra={
             "action": "connect.watch_failed", "service": service_id})
         try:
-            await pool.execute(query("watch_record_failure"), service_id, message,
-                               datetime.now(UTC))
+            await watches.record_failure(pool, service_id=service_id, message=message,
+                                         at=datetime.now(UTC))
         except db_errors.FAILED:
             log.exception("could not record the watch failure", extra={
                 "action": "connect.watch_record_failed", "service": service_id})
