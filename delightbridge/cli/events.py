@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 from datetime import UTC, datetime
 
@@ -21,8 +20,8 @@ import asyncpg
 
 from delightbridge.core.errors import ConfigError
 from delightbridge.core.settings import Settings
+from delightbridge.db import events as events_db
 from delightbridge.db.pool import open_pool
-from delightbridge.db.queries import query
 from delightbridge.sync.outbox import Dispatcher, OutboxConfig
 
 
@@ -63,23 +62,22 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError("events list", "--limit must be between 1 and 10000")
     async with open_pool(settings, max_size=6) as pool:
         if args.action == "list":
-            rows = await pool.fetch(query("events_list"), args.service, args.pending,
-                                    args.limit)
+            rows = await events_db.recent(pool, service_id=args.service,
+                                          pending_only=args.pending, limit=args.limit)
             for r in rows:
-                state = ("delivered " + r["delivered_at"].isoformat(timespec="seconds")
-                         if r["delivered_at"] else "pending")
-                data = json.loads(r["payload"])
-                print(f"{r['id']:>8}  {r['account_id']:<20} {r['kind']:<22} {state:<35} "
-                      f"attempts={r['attempts']} thread={data.get('threadId', '-')}"
-                      + (f" error={r['last_error']}" if r["last_error"] else ""))
+                state = ("delivered " + r.delivered_at.isoformat(timespec="seconds")
+                         if r.delivered_at else "pending")
+                print(f"{r.id:>8}  {r.service_id:<20} {r.kind:<22} {state:<35} "
+                      f"attempts={r.attempts} thread={r.payload.get('threadId', '-')}"
+                      + (f" error={r.last_error}" if r.last_error else ""))
             if not rows:
                 print("no events")
             return 0
         if args.action == "replay":
-            rows = await pool.fetch(query("events_replay"), args.ids, args.service,
-                                    args.since)
-            print(f"{len(rows)} event(s) queued for delivery again")
-            return 0 if rows else 1
+            queued = await events_db.replay(pool, ids=args.ids or [], service_id=args.service,
+                                            since=args.since)
+            print(f"{queued} event(s) queued for delivery again")
+            return 0 if queued else 1
         return await _deliver(settings, pool, once=args.once)
 
 
@@ -91,10 +89,9 @@ async def _deliver(settings: Settings, pool: asyncpg.Pool, *, once: bool) -> int
         dispatcher = Dispatcher(pool, config, session)
         if once:
             made = await dispatcher.deliver_due()
-            backlog = await pool.fetchrow(query("events_backlog"))
-            assert backlog is not None
-            print(f"attempts {made}; still undelivered {backlog['pending']}")
-            return 1 if backlog["pending"] else 0
+            backlog = await events_db.backlog(pool)
+            print(f"attempts {made}; still undelivered {backlog.pending}")
+            return 1 if backlog.pending else 0
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

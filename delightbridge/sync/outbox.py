@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -33,7 +32,7 @@ import asyncpg
 
 from delightbridge.core.settings import Settings
 from delightbridge.db import errors as db_errors
-from delightbridge.db.queries import query
+from delightbridge.db import events as events_db
 from delightbridge.sync import events
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ class Dispatcher:
                 self._wake.clear()
                 await self.deliver_due()
                 if time.monotonic() - last_prune >= self.config.prune_interval:
-                    await self.pool.execute(query("events_prune"), RETENTION_DAYS)
+                    await events_db.prune(self.pool, older_than_days=RETENTION_DAYS)
                     last_prune = time.monotonic()
                 await self._report_backlog()
                 await self._sleep(stop)
@@ -113,10 +112,10 @@ class Dispatcher:
         number of attempts made."""
         made = 0
         while True:
-            heads = await self.pool.fetch(query("events_due_heads"), 100)
+            heads = await events_db.due_heads(self.pool, limit=100)
             if not heads:
                 return made
-            results = await asyncio.gather(*(self._deliver(r["id"]) for r in heads))
+            results = await asyncio.gather(*(self._deliver(event_id) for event_id in heads))
             tried = [r for r in results if r is not None]
             made += len(tried)
             if not any(r.delivered for r in tried):
@@ -124,29 +123,29 @@ class Dispatcher:
 
     async def _deliver(self, event_id: int) -> Attempt | None:
         async with self._slots, self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(query("events_claim"), event_id)
+            row = await events_db.claim(conn, event_id=event_id)
             if row is None:
                 return None  # delivered meanwhile, or another dispatcher holds it
-            content = events.body(row["id"], row["kind"], row["account_id"], row["created_at"],
-                                  json.loads(row["payload"]))
-            error = await self._post(row["id"], row["kind"], content)
-            attempts = row["attempts"] + 1
+            content = events.body(row.id, row.kind, row.service_id, row.created_at,
+                                  row.payload)
+            error = await self._post(row.id, row.kind, content)
+            attempts = row.attempts + 1
             if error is None:
-                await conn.execute(query("events_delivered"), event_id)
+                await events_db.delivered(conn, event_id=event_id)
             else:
-                await conn.execute(query("events_failed"), event_id, error,
-                                   backoff(attempts, self.config))
-        age = (datetime.now(UTC) - row["created_at"]).total_seconds()
-        attempt = Attempt(event_id, row["account_id"], row["kind"], error is None, error,
+                await events_db.failed(conn, event_id=event_id, error=error,
+                                       retry_in=backoff(attempts, self.config))
+        age = (datetime.now(UTC) - row.created_at).total_seconds()
+        attempt = Attempt(event_id, row.service_id, row.kind, error is None, error,
                           attempts, age)
         if error is None:
             log.info("event delivered", extra={
-                "action": "events.delivered", "event": event_id, "service": row["account_id"],
-                "kind": row["kind"], "attempts": attempts})
+                "action": "events.delivered", "event": event_id, "service": row.service_id,
+                "kind": row.kind, "attempts": attempts})
         else:
             log.warning("event not delivered (%s): retrying", error, extra={
-                "action": "events.retry", "event": event_id, "service": row["account_id"],
-                "kind": row["kind"], "attempts": attempts})
+                "action": "events.retry", "event": event_id, "service": row.service_id,
+                "kind": row.kind, "attempts": attempts})
         if self._on_attempt is not None:
             self._on_attempt(attempt)
         return attempt
@@ -172,12 +171,11 @@ class Dispatcher:
 
     async def _report_backlog(self) -> None:
         if self._on_backlog is not None:
-            row = await self.pool.fetchrow(query("events_backlog"))
-            assert row is not None  # an aggregate: always one row
-            self._on_backlog(int(row["pending"]), float(row["oldest_seconds"]))
+            backlog = await events_db.backlog(self.pool)
+            self._on_backlog(backlog.pending, backlog.oldest_seconds)
 
     async def _sleep(self, stop: asyncio.Event) -> None:
-        due = await self.pool.fetchval(query("events_next_due"))
+        due = await events_db.next_due(self.pool)
         delay = self.config.poll_interval
         if due is not None:
             delay = min(delay, max(0.0, (due - datetime.now(UTC)).total_seconds()))

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from delightbridge.db import events as events_db
 from delightbridge.db.queries import query
 from delightbridge.db.types import Connection
 from delightbridge.sync import events as events_
@@ -162,10 +163,7 @@ async def record_events(conn: Connection, account_id: str,
                         recorded: Sequence[tuple[str, Mapping[str, object]]]) -> None:
     """Add events to the service's outbox, in order, in the caller's transaction; the
     dispatcher is woken when it commits."""
-    if recorded:
-        await conn.execute(query("events_record"), account_id,
-                           [kind for kind, _ in recorded],
-                           [json.dumps(data) for _, data in recorded])
+    await events_db.record(conn, service_id=account_id, events=recorded)
 
 
 async def refresh_threads(conn: Connection, account_id: str, mailbox: str,
