@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -70,3 +71,29 @@ async def ping(pool: asyncpg.Pool, *, within: float) -> bool:
         log.info("database ping failed: %s: %s", type(exc).__name__, exc, extra={
             "action": "consumer.ping_failed"})
         return False
+
+
+async def address(db: Executor, *, service_id: str) -> str | None:
+    """The service's mailbox address (the web app's placeholder until it is connected);
+    None when there is no such service."""
+    row = await db.fetchrow(query("api_connect_service"), service_id)
+    return None if row is None else str(row["email"])
+
+
+async def store_grant(db: Executor, *, service_id: str, refresh_token: str,
+                      access_token: str, access_token_expires_at: datetime,
+                      new_address: str | None) -> bool:
+    """A (re)connected service's tokens, its address when it had the placeholder
+    (``new_address``; None keeps it), and no trace of its disconnection; False when the
+    service no longer exists. asyncpg's UniqueViolationError when the address is
+    another service's."""
+    stored = await db.fetchval(query("api_store_tokens"), service_id, refresh_token,
+                               access_token, access_token_expires_at, new_address)
+    return stored is not None
+
+
+async def disconnect(db: Executor, *, service_id: str, refresh_token: str,
+                     reason: str) -> None:
+    """Clear the service's tokens (only while they are still ``refresh_token``: a newer
+    grant stands) and record why: Google refused the grant."""
+    await db.execute(query("sync_disconnect"), service_id, refresh_token, reason)

@@ -36,6 +36,7 @@ from delightbridge.core.errors import (
 )
 from delightbridge.core.settings import Settings
 from delightbridge.db import errors as db_errors
+from delightbridge.db import services as services_db
 from delightbridge.db.queries import query
 from delightbridge.sync import crypto, imports
 from delightbridge.sync.budget import SHARED_USER_WINDOW, BudgetConfig, SharedBudget
@@ -401,9 +402,9 @@ class SyncEngine:
         try:
             await run.finish(error_code=code, error=message)
             if isinstance(exc, OAuthRefused):
-                await asyncio.shield(self.pool.execute(
-                    query("sync_disconnect"), service.id, service.stored_refresh_token,
-                    exc.reason))
+                await asyncio.shield(services_db.disconnect(
+                    self.pool, service_id=service.id,
+                    refresh_token=service.stored_refresh_token, reason=exc.reason))
             elif code != "cancelled":
                 await asyncio.shield(self.pool.execute(query("sync_mark_failed"), service.id,
                                                        f"{code}: {message}"))

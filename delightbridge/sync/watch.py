@@ -41,7 +41,6 @@ from delightbridge.core.errors import (
 from delightbridge.core.settings import Settings
 from delightbridge.db import services as services_db
 from delightbridge.db import watches
-from delightbridge.db.queries import query
 from delightbridge.sync import identities, tokens
 from delightbridge.sync.engine import SyncEngine
 
@@ -124,8 +123,9 @@ async def renew(engine: SyncEngine, service_id: str, config: WatchSettings,
             await client.stop()
             answer = await client.watch(config.topic, config.label_ids, config.behavior)
     except OAuthRefused as exc:
-        await engine.pool.execute(query("sync_disconnect"), service_id,
-                                  service.stored_refresh_token, exc.reason)
+        await services_db.disconnect(engine.pool, service_id=service_id,
+                                     refresh_token=service.stored_refresh_token,
+                                     reason=exc.reason)
         raise
     expires = _epoch_ms(answer["expiration"])
     await watches.record_success(engine.pool, service_id=service_id, expires_at=expires,

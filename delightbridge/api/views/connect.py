@@ -48,8 +48,7 @@ from delightbridge.core import logs
 from delightbridge.core.errors import DelightBridgeError, GrantRefused, ServiceNotFound
 from delightbridge.core.settings import Settings
 from delightbridge.db import errors as db_errors
-from delightbridge.db import watches
-from delightbridge.db.queries import query
+from delightbridge.db import services, watches
 from delightbridge.sync import identities, watch
 from delightbridge.sync.gmail.oauth import SCOPES, GrantedTokens
 from delightbridge.sync.runs import SyncResult
@@ -128,8 +127,8 @@ async def connect(request: web.Request) -> web.Response:
     settings, config, pool = request.app[SETTINGS], request.app[API_CONFIG], request.app[POOL]
     identity = await require_admin(pool, request.cookies, settings)
     service_id = paths.service_id(request)
-    row = await pool.fetchrow(query("api_connect_service"), service_id)
-    if row is None:
+    mailbox = await services.address(pool, service_id=service_id)
+    if mailbox is None:
         raise ServiceNotFound(service_id)
     if not _oauth_configured(settings):
         return error_response("oauth_not_configured", REASONS["not_configured"])
@@ -154,7 +153,7 @@ async def connect(request: web.Request) -> web.Response:
         "access_type": "offline",
         "prompt": "consent",
         "include_granted_scopes": "true",
-        "login_hint": row["email"],
+        "login_hint": mailbox,
         "state": nonce,
         "code_challenge": _b64url(hashlib.sha256(verifier.encode()).digest()),
         "code_challenge_method": "S256",
@@ -240,8 +239,8 @@ async def _complete(request: web.Request) -> tuple[str, uuid.UUID]:
     if not _oauth_configured(settings):
         raise ConnectFailed("not_configured", service_id)
     try:
-        row = await pool.fetchrow(query("api_connect_service"), service_id)
-        if row is None:
+        mailbox = await services.address(pool, service_id=service_id)
+        if mailbox is None:
             raise ConnectFailed("service_not_found", service_id)
         engine = app[ENGINE]
         try:
@@ -251,12 +250,12 @@ async def _complete(request: web.Request) -> tuple[str, uuid.UUID]:
             log.info("Google refused the connect: %s", exc.reason, extra={
                 "action": "connect.grant_refused", "service": service_id})
             raise ConnectFailed(exc.reason, service_id) from None
-        current = str(row["email"]).strip().lower()
+        current = mailbox.strip().lower()
         placeholder = current.endswith(PLACEHOLDER_DOMAIN)
         if address != current and not placeholder:
             log.warning("connect signed in to the wrong mailbox", extra={
                 "action": "connect.wrong_account", "service": service_id,
-                "expected": row["email"], "got": address})
+                "expected": mailbox, "got": address})
             raise ConnectFailed("wrong_account", service_id)
         await store_tokens(pool, service_id, tokens,
                            address=address if placeholder else None)
@@ -279,13 +278,14 @@ async def store_tokens(pool: asyncpg.Pool, service_id: str, tokens: GrantedToken
     refresh, access = tokens.refresh_token, tokens.access_token
     expires = datetime.fromtimestamp(tokens.expires_at, UTC)
     try:
-        stored = await pool.fetchval(query("api_store_tokens"), service_id, refresh, access,
-                                     expires, address)
+        stored = await services.store_grant(
+            pool, service_id=service_id, refresh_token=refresh, access_token=access,
+            access_token_expires_at=expires, new_address=address)
     except asyncpg.UniqueViolationError:
         log.warning("connect signed in to another service's mailbox", extra={
             "action": "connect.email_taken", "service": service_id, "got": address})
         raise ConnectFailed("email_already_connected", service_id) from None
-    if stored is None:
+    if not stored:
         raise ConnectFailed("service_not_found", service_id)
 
 
