@@ -97,3 +97,49 @@ async def disconnect(db: Executor, *, service_id: str, refresh_token: str,
     """Clear the service's tokens (only while they are still ``refresh_token``: a newer
     grant stands) and record why: Google refused the grant."""
     await db.execute(query("sync_disconnect"), service_id, refresh_token, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedService:
+    """A service as the engine loads it before a sync (tokens as stored)."""
+
+    id: str
+    email: str
+    refresh_token: str | None  # None: not connected
+    access_token: str | None
+    access_token_expires_at: datetime | None
+    last_history_id: str | None  # the web app's text column
+    disconnected_reason: str | None
+    last_full_sync_at: datetime | None
+    last_synced_at: datetime | None
+
+
+async def for_sync(db: Executor, *, service_id: str) -> SyncedService | None:
+    row = await db.fetchrow(query("sync_service"), service_id)
+    if row is None:
+        return None
+    return SyncedService(row["id"], row["email"], row["refresh_token"], row["access_token"],
+                         row["access_token_expires_at"], row["last_history_id"],
+                         row["disconnected_reason"], row["last_full_sync_at"],
+                         row["last_synced_at"])
+
+
+async def store_access_token(db: Executor, *, service_id: str, access_token: str,
+                             expires_at: datetime, refresh_token: str) -> None:
+    """A refreshed access token, plain (the web app sends mail with it), kept only while
+    the service's refresh token is still ``refresh_token``."""
+    await db.execute(query("sync_store_access_token"), service_id, access_token, expires_at,
+                     refresh_token)
+
+
+async def mark_succeeded(db: Executor, *, service_id: str, full: bool) -> None:
+    await db.execute(query("sync_mark_succeeded"), service_id, full)
+
+
+async def mark_failed(db: Executor, *, service_id: str, error: str) -> None:
+    await db.execute(query("sync_mark_failed"), service_id, error)
+
+
+async def has_unknown_messages(db: Executor, *, service_id: str) -> bool:
+    """Whether the mirror holds messages the service never wrote (the web app's own)."""
+    return bool(await db.fetchval(query("sync_has_unknown_messages"), service_id))

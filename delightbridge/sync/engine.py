@@ -36,8 +36,8 @@ from delightbridge.core.errors import (
 )
 from delightbridge.core.settings import Settings
 from delightbridge.db import errors as db_errors
+from delightbridge.db import imports as imports_db
 from delightbridge.db import services as services_db
-from delightbridge.db.queries import query
 from delightbridge.sync import crypto, imports
 from delightbridge.sync.budget import SHARED_USER_WINDOW, BudgetConfig, SharedBudget
 from delightbridge.sync.context import SyncContext
@@ -250,7 +250,8 @@ class SyncEngine:
 
     async def _succeeded(self, service_id: str, run: Run, trigger: Trigger) -> SyncResult:
         await run.finish()
-        await self.pool.execute(query("sync_mark_succeeded"), service_id, run.mode == "full")
+        await services_db.mark_succeeded(self.pool, service_id=service_id,
+                                         full=run.mode == "full")
         result = run.result()
         log.info("sync finished", extra={
             "action": "sync.finished", "service": service_id, "mode": result.mode,
@@ -299,8 +300,8 @@ class SyncEngine:
         return "full" if service.last_history_id is None else None
 
     async def _adoption(self, service: ServiceRow) -> imports.Kind | None:
-        if service.adopted or not await self.pool.fetchval(
-                query("sync_has_unknown_messages"), service.id):
+        if service.adopted or not await services_db.has_unknown_messages(
+                self.pool, service_id=service.id):
             return None
         # Taking over from the web app's own sync: its rows carry no labels here, so
         # threads would keep their statuses only as the web app last saw them. An import
@@ -368,15 +369,15 @@ class SyncEngine:
                 exc, OAuthRefused) else _outcome(exc))
             if isinstance(exc, DailyBudgetExhausted):
                 # Not a failure: the day's budget is kept for fresh mail; resume then.
-                await asyncio.shield(self.pool.execute(
-                    query("import_defer"), service_id, job.run_id, exc.resumes_at,
-                    str(exc)))
+                await asyncio.shield(imports_db.defer(
+                    self.pool, service_id=service_id, run_id=job.run_id,
+                    until=exc.resumes_at, reason=str(exc)))
             elif not isinstance(exc, asyncio.CancelledError):
                 # Failed: it stays so until a sync asks for it again, and resumes
                 # then; cancelled (a stop): it stays running, to be resumed.
-                await asyncio.shield(self.pool.execute(
-                    query("import_finish"), service_id, job.run_id, "failed",
-                    logs.scrub(f"{type(exc).__name__}: {exc}")[:1000]))
+                await asyncio.shield(imports_db.finish(
+                    self.pool, service_id=service_id, run_id=job.run_id, status="failed",
+                    error=logs.scrub(f"{type(exc).__name__}: {exc}")[:1000]))
             await self._record_failure(service, run, exc)
             if isinstance(exc, OAuthRefused):
                 raise ServiceNotConnected(service_id, exc.reason) from None
@@ -406,8 +407,8 @@ class SyncEngine:
                     self.pool, service_id=service.id,
                     refresh_token=service.stored_refresh_token, reason=exc.reason))
             elif code != "cancelled":
-                await asyncio.shield(self.pool.execute(query("sync_mark_failed"), service.id,
-                                                       f"{code}: {message}"))
+                await asyncio.shield(services_db.mark_failed(
+                    self.pool, service_id=service.id, error=f"{code}: {message}"))
         except db_errors.FAILED:
             log.exception("could not record the failed sync", extra={
                 "action": "sync.record_failed", "service": service.id})
@@ -415,18 +416,18 @@ class SyncEngine:
     # ------------------------------------------------------------------ services
 
     async def _load(self, service_id: str) -> ServiceRow:
-        row = await self.pool.fetchrow(query("sync_service"), service_id)
+        row = await services_db.for_sync(self.pool, service_id=service_id)
         if row is None:
             raise ServiceNotFound(service_id)
-        if not row["refresh_token"]:
-            raise ServiceNotConnected(service_id, row["disconnected_reason"])
-        cursor = row["last_history_id"]
+        if not row.refresh_token:
+            raise ServiceNotConnected(service_id, row.disconnected_reason)
+        cursor = row.last_history_id
         service = self.service_from_tokens(
-            service_id, row["email"], row["refresh_token"], row["access_token"],
-            row["access_token_expires_at"],
+            service_id, row.email, row.refresh_token, row.access_token,
+            row.access_token_expires_at,
             last_history_id=int(cursor) if cursor and cursor.isdigit() else None)
-        return replace(service, adopted=row["last_full_sync_at"] is not None,
-                       synced_before=row["last_synced_at"] is not None)
+        return replace(service, adopted=row.last_full_sync_at is not None,
+                       synced_before=row.last_synced_at is not None)
 
     def service_from_tokens(self, service_id: str, email: str, refresh_token: str,
                             access_token: str | None, access_expires_at: datetime | None,
@@ -453,8 +454,9 @@ class SyncEngine:
         async def persist(token: AccessToken) -> None:
             # Plain: the web app sends mail with the access token it finds there.
             expires = datetime.fromtimestamp(token.expires_at, UTC)
-            await self.pool.execute(query("sync_store_access_token"), service.id, token.value,
-                                    expires, service.stored_refresh_token)
+            await services_db.store_access_token(
+                self.pool, service_id=service.id, access_token=token.value, expires_at=expires,
+                refresh_token=service.stored_refresh_token)
 
         tokens = ServiceTokens(self._session, self.config.oauth, service.refresh_token,
                                service.access_token, persist)

@@ -40,12 +40,12 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import asyncpg
 
 from delightbridge.core.errors import ServiceNotFound
-from delightbridge.db.queries import query
+from delightbridge.db import imports as imports_db
 from delightbridge.sync import store
 from delightbridge.sync.context import SyncContext
 from delightbridge.sync.full import Listed, Plan, mirror
@@ -125,16 +125,16 @@ async def request(pool: asyncpg.Pool, service_id: str, kind: Kind,
                   run_id: uuid.UUID | None = None) -> uuid.UUID:
     """Record an import to run (``run_id`` for its run); the run id of the import that
     will run: this one, or the one already pending or running."""
-    started = await pool.fetchval(query("import_request"), service_id, run_id or uuid.uuid4(),
-                                  kind)
+    started = await imports_db.request(pool, service_id=service_id,
+                                       run_id=run_id or uuid.uuid4(), kind=kind)
     if started is not None:
-        return started  # type: ignore[no-any-return]
+        return started
     if kind == "repair":
         # History was lost while an import runs: what it already stored may have changed
         # in the lost stretch, so a repair follows it.
-        running = await pool.fetchval(query("import_request_again"), service_id)
+        running = await imports_db.request_again(pool, service_id=service_id)
         if running is not None:
-            return running  # type: ignore[no-any-return]
+            return running
     job = await get(pool, service_id)
     if job is None:
         raise ServiceNotFound(service_id)
@@ -142,17 +142,16 @@ async def request(pool: asyncpg.Pool, service_id: str, kind: Kind,
 
 
 async def get(pool: asyncpg.Pool, service_id: str) -> ImportJob | None:
-    row = await pool.fetchrow(query("import_get"), service_id)
+    row = await imports_db.get(pool, service_id=service_id)
     if row is None:
         return None
-    start = row["start_history_id"]
-    return ImportJob(row["account_id"], row["run_id"], row["kind"], row["status"],
-                     int(start) if start is not None else None, row["total"])
+    return ImportJob(row.service_id, row.run_id, cast(Kind, row.kind), row.status,
+                     row.start_history_id, row.total)
 
 
 async def waiting(pool: asyncpg.Pool) -> list[str]:
     """Services with an import to run or resume (pending, or running with no holder)."""
-    return [r["account_id"] for r in await pool.fetch(query("import_waiting"))]
+    return await imports_db.waiting(pool)
 
 
 async def run(ctx: SyncContext, job: ImportJob) -> int:
@@ -160,12 +159,11 @@ async def run(ctx: SyncContext, job: ImportJob) -> int:
     run_ = ctx.run
     progress = run_.progress
     profile = await ctx.client.profile()
-    row = await ctx.pool.fetchrow(query("import_begin"), ctx.account_id,
-                                  str(profile["historyId"]), _int(profile.get("messagesTotal")),
-                                  job.run_id)
-    assert row is not None
-    start = int(row["start_history_id"])
-    progress.total = row["total"]
+    begun = await imports_db.begin(ctx.pool, service_id=ctx.account_id, run_id=job.run_id,
+                                   history_id=int(profile["historyId"]),
+                                   total=_int(profile.get("messagesTotal")))
+    start = begun.start_history_id
+    progress.total = begun.total
     run_.start_history_id = run_.start_history_id or start
     async with ctx.pool.acquire() as conn:
         await store.advance_cursor(conn, ctx.account_id, start)  # incrementals go from here
@@ -191,9 +189,9 @@ async def run(ctx: SyncContext, job: ImportJob) -> int:
                                                      job.run_id, events=ctx.emit_events,
                                                      since=start)
         await store.advance_cursor(conn, ctx.account_id, start)
-        await conn.execute(query("import_complete"), ctx.account_id, job.run_id, uuid.uuid4(),
-                           progress.done)
-        await conn.execute(query("import_clear_tombstones"), ctx.account_id)
+        await imports_db.complete(conn, service_id=ctx.account_id, run_id=job.run_id,
+                                  next_run_id=uuid.uuid4(), done=progress.done)
+        await imports_db.clear_tombstones(conn, service_id=ctx.account_id)
         progress.deleted += deleted
         progress.threads |= threads
         run_.end_history_id = start
@@ -208,13 +206,13 @@ async def _pages(ctx: SyncContext, job: ImportJob, start: int, label_ids: Sequen
     progress = ctx.run.progress
     async for listed in _listing(ctx, label_ids):
         progress.listed += len(listed)
-        rows = await ctx.pool.fetch(query("import_known"), ctx.account_id, job.run_id,
-                                    str(start), [m for m, _ in listed])
-        known = {r["gmail_message_id"]: Known(r["email_id"], r["by_import"], r["newer"],
-                                              r["label_ids"]) for r in rows}
+        rows = await imports_db.known(ctx.pool, service_id=ctx.account_id, run_id=job.run_id,
+                                      since=start, message_ids=[m for m, _ in listed])
+        known = {r.gmail_message_id: Known(r.email_id, r.by_import, r.newer, r.label_ids)
+                 for r in rows}
         page = sort_out(listed, known, job.kind, labels)
         if page.seen:
-            await ctx.pool.execute(query("import_mark_seen"), page.seen, job.run_id)
+            await imports_db.mark_seen(ctx.pool, email_ids=page.seen, run_id=job.run_id)
         progress.skipped += page.skipped + len(page.seen)
         await _save(ctx, job)
         yield page.fetch
@@ -254,8 +252,8 @@ async def _label_sets(ctx: SyncContext) -> LabelSets:
 
 
 async def _save(ctx: SyncContext, job: ImportJob) -> None:
-    await ctx.pool.execute(query("import_progress"), ctx.account_id, job.run_id,
-                           ctx.run.progress.done)
+    await imports_db.save_done(ctx.pool, service_id=ctx.account_id, run_id=job.run_id,
+                               done=ctx.run.progress.done)
     await ctx.run.save_progress()
 
 
