@@ -9,12 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
 from delightbridge.db.queries import query
-from delightbridge.db.types import Connection
-
-Executor = Connection | asyncpg.Pool
+from delightbridge.db.types import Connection, Executor
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,7 @@ from typing import Any
 import asyncpg
 
 from delightbridge.db.queries import query
-from delightbridge.db.types import Connection
-
-Executor = Connection | asyncpg.Pool
+from delightbridge.db.types import Connection, Executor
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,9 @@ from datetime import datetime
 import asyncpg
 
 from delightbridge.db.queries import query
-from delightbridge.db.types import Connection
+from delightbridge.db.types import Executor
 
 log = logging.getLogger(__name__)
-
-Executor = Connection | asyncpg.Pool
 
 
 @dataclass(frozen=True, slots=True)

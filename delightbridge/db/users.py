@@ -6,12 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-
 from delightbridge.db.queries import query
-from delightbridge.db.types import Connection
-
-Executor = Connection | asyncpg.Pool
+from delightbridge.db.types import Executor
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
 from delightbridge.db.queries import query
-from delightbridge.db.types import Connection
-
-Executor = Connection | asyncpg.Pool
+from delightbridge.db.types import Connection, Executor
 
 #: The states ``health`` counts connected services in, besides the stops pending.
 HEALTH_STATES = ("active", "expiring", "lapsed", "failing")
