@@ -23,21 +23,6 @@ from delightbridge.sync.runs import Mode, Run, SyncResult, Trigger
 log = logging.getLogger(__name__)
 
 
-async def run_sync(
-    app: web.Application,
-    service_id: str,
-    *,
-    mode: Mode,
-    trigger: Trigger,
-    wait: float | None = None,
-    run_id: uuid.UUID | None = None,
-    on_start: Callable[[Run], None] | None = None,
-) -> SyncResult:
-    """One sync through the app's engine (which tells the app's metrics)."""
-    return await app[ENGINE].sync(service_id, mode=mode, trigger=trigger, wait=wait,
-                                  run_id=run_id, on_start=on_start)
-
-
 def track(app: web.Application, task: asyncio.Task[Any]) -> None:
     """Keep ``task`` until it ends (shutdown waits for it) and never lose its error."""
     app[BACKGROUND].add(task)
@@ -65,10 +50,11 @@ def start_sync(
     run_id: uuid.UUID | None = None,
     on_start: Callable[[Run], None] | None = None,
 ) -> asyncio.Task[SyncResult]:
-    """:func:`run_sync` in a background task of the app."""
+    """A sync by the app's engine (which tells the app's metrics), in a background task
+    of the app."""
     task = asyncio.create_task(
-        run_sync(app, service_id, mode=mode, trigger=trigger, wait=wait, run_id=run_id,
-                 on_start=on_start),
+        app[ENGINE].sync(service_id, mode=mode, trigger=trigger, wait=wait, run_id=run_id,
+                         on_start=on_start),
         name=f"sync:{service_id}:{trigger}",
     )
     track(app, task)

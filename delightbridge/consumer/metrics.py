@@ -10,8 +10,6 @@ from delightbridge.consumer.notification import Reason
 from delightbridge.sync.metrics import SYNC_SECONDS_BUCKETS, EngineMetrics
 from delightbridge.sync.outbox import Attempt
 
-_LATENCY_BUCKETS = SYNC_SECONDS_BUCKETS
-
 
 @dataclass
 class ConsumerMetrics:
@@ -42,7 +40,7 @@ class ConsumerMetrics:
         self.lag_seconds = Histogram(
             "delightbridge_consumer_lag_seconds",
             "From Pub/Sub publish time to the commit of the sync that covered the message",
-            ["source"], buckets=_LATENCY_BUCKETS, registry=r)
+            ["source"], buckets=SYNC_SECONDS_BUCKETS, registry=r)
         self.syncs_running = Gauge(
             "delightbridge_consumer_syncs_running", "Syncs running now", registry=r)
         self.mailboxes_waiting = Gauge(
@@ -65,7 +63,7 @@ class ConsumerMetrics:
             "(http_<status>, connection, timeout)", ["reason"], registry=r)
         self.events_delivery_seconds = Histogram(
             "delightbridge_events_delivery_seconds",
-            "From an event's commit to its delivery", buckets=_LATENCY_BUCKETS, registry=r)
+            "From an event's commit to its delivery", buckets=SYNC_SECONDS_BUCKETS, registry=r)
         self.events_pending = Gauge(
             "delightbridge_events_pending",
             "Events recorded and not yet delivered (every service)", registry=r)

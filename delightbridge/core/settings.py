@@ -287,7 +287,7 @@ class Variable:
         """Raise :class:`ConfigError` when ``value`` is outside what the variable
         accepts (for values set another way: command-line options, say)."""
         try:
-            self.parse(str(value).lower() if isinstance(value, bool) else str(value))
+            self.parse(str(value))
         except ValueError as exc:
             raise ConfigError(self.name, str(exc)) from None
 
@@ -516,13 +516,19 @@ class Settings:
         return _resource_path(self.pubsub_project, "subscriptions", self.pubsub_subscription)
 
     def secret_values(self) -> list[str]:
-        """Values that must never appear in a log line."""
-        secrets = [self.auth_secret, self.google_client_secret, self.events_secret]
-        keys = ((self.token_encryption_key,) if self.token_encryption_key is not None
-                else ()) + self.token_encryption_old_keys
-        for key in keys:
-            secrets.append(base64.urlsafe_b64encode(key).decode())
-            secrets.append(base64.b64encode(key).decode())
+        """Values that must never appear in a log line: those of the variables declared
+        secret (keys in both base64 alphabets), and the database URL's password."""
+        secrets: list[str | None] = []
+        for attr, var in _declared():
+            if not var.secret:
+                continue
+            value = getattr(self, attr)
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, bytes):
+                    secrets += [base64.urlsafe_b64encode(item).decode(),
+                                base64.b64encode(item).decode()]
+                else:
+                    secrets.append(item)
         password = urlsplit(self.database_url).password if self.database_url else None
         secrets.append(password)
         return [s for s in secrets if s]

@@ -391,12 +391,13 @@ class SyncEngine:
             observer.import_finished(service_id, outcome)
 
     async def _record_failure(self, service: ServiceRow, run: Run, exc: BaseException) -> None:
-        if isinstance(exc, asyncio.CancelledError):
-            code, message = "cancelled", "the sync was stopped before it finished"
+        code = _outcome(exc)
+        if code == "cancelled":
+            message = "the sync was stopped before it finished"
         elif isinstance(exc, DelightBridgeError):
-            code, message = exc.code, logs.scrub(str(exc))
+            message = logs.scrub(str(exc))
         else:
-            code, message = "internal", f"{type(exc).__name__}: {logs.scrub(str(exc))}"[:1000]
+            message = f"{type(exc).__name__}: {logs.scrub(str(exc))}"[:1000]
         log.log(logging.INFO if code == "cancelled" else logging.ERROR, "sync failed: %s",
                 message, extra={"action": "sync.failed", "service": service.id,
                                 "run": str(run.id), "error_code": code})

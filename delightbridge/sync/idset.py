@@ -11,12 +11,13 @@ latest few thousand in a small set until they are merged in. Exact: an id that i
 
 from __future__ import annotations
 
-import heapq
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from itertools import chain
 
-#: Ids kept in the small set before they are merged into the sorted array.
+#: Ids kept in the small set before they are merged into the sorted array (or an
+#: eighth of the array, if more: merges then stay few as the set grows).
 MERGE_EVERY = 4096
 _HEX = frozenset("0123456789abcdef")
 
@@ -44,7 +45,7 @@ class IdSet:
             self._other.add(value)
         elif not self._in_sorted(number):
             self._recent.add(number)
-            if len(self._recent) >= MERGE_EVERY:
+            if len(self._recent) >= max(MERGE_EVERY, len(self._sorted) // 8):
                 self._merge()
 
     def update(self, values: Iterable[str]) -> None:
@@ -87,5 +88,6 @@ class IdSet:
 
     def _merge(self) -> None:
         if self._recent:
-            self._sorted = array("Q", heapq.merge(self._sorted, sorted(self._recent)))
+            # Two sorted runs: Timsort merges them in one pass, in C.
+            self._sorted = array("Q", sorted(chain(self._sorted, sorted(self._recent))))
             self._recent = set()

@@ -40,7 +40,7 @@ from yarl import URL
 from delightbridge.api import paths
 from delightbridge.api.authjs import Unauthenticated, decode_session, encode_session
 from delightbridge.api.config import RESULT_PATH
-from delightbridge.api.engine import run_sync, track
+from delightbridge.api.engine import track
 from delightbridge.api.errors import error_response
 from delightbridge.api.keys import API_CONFIG, ENGINE, POOL, SETTINGS
 from delightbridge.api.sessions import require_admin
@@ -296,8 +296,8 @@ async def after_connect(app: web.Application, service_id: str, run_id: uuid.UUID
                         ) -> SyncResult:
     await start_watch(app, service_id)
     await refresh_identities(app, service_id)
-    return await run_sync(app, service_id, mode="full", trigger="connect",
-                          wait=CONNECT_SYNC_WAIT, run_id=run_id)
+    return await app[ENGINE].sync(service_id, mode="full", trigger="connect",
+                                  wait=CONNECT_SYNC_WAIT, run_id=run_id)
 
 
 async def start_watch(app: web.Application, service_id: str) -> bool:
