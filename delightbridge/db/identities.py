@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from delightbridge.db.queries import query
+from delightbridge.db.types import Executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,19 @@ class IdentityRow:
     display_name: str
     is_default: bool
     is_enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    email: str
+    is_default: bool
+    is_enabled: bool
+
+
+async def senders(db: Executor, *, service_id: str) -> list[Sender]:
+    """The addresses the service may answer from, the oldest first."""
+    rows = await db.fetch(query("sync_sender_identities"), service_id)
+    return [Sender(r["email"], r["is_default"], r["is_enabled"]) for r in rows]
 
 
 async def replace_all(pool: asyncpg.Pool, *, service_id: str,

@@ -25,3 +25,8 @@ async def lock(conn: Connection, *, lock_class: int, key: str, wait: float) -> N
 
 async def unlock(conn: Connection, *, lock_class: int, key: str) -> None:
     await conn.execute(query("sync_unlock"), lock_class, key)
+
+
+async def lock_for_transaction(conn: Connection, *, lock_class: int, key: str) -> None:
+    """Wait for the lock and hold it until the caller's transaction ends."""
+    await conn.execute(query("sync_write_lock"), lock_class, key)

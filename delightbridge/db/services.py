@@ -141,3 +141,8 @@ async def mark_failed(db: Executor, *, service_id: str, error: str) -> None:
 async def has_unknown_messages(db: Executor, *, service_id: str) -> bool:
     """Whether the mirror holds messages the service never wrote (the web app's own)."""
     return bool(await db.fetchval(query("sync_has_unknown_messages"), service_id))
+
+
+async def advance_cursor(db: Executor, *, service_id: str, history_id: int) -> None:
+    """Move the service's history cursor to ``history_id``, never backwards."""
+    await db.execute(query("sync_advance_cursor"), service_id, str(history_id))

@@ -44,8 +44,8 @@ from delightbridge.consumer.worker import Worker
 from delightbridge.core import demo_dir, logs
 from delightbridge.core.httpserver import check_free
 from delightbridge.core.settings import Settings
+from delightbridge.db import demo as demo_db
 from delightbridge.db.pool import database_url, open_pool
-from delightbridge.db.queries import query
 from delightbridge.local import pubsub_emulator
 from delightbridge.sync import imports
 from delightbridge.sync.engine import EngineConfig, SyncEngine
@@ -236,8 +236,8 @@ async def _restore_or_create(settings: Settings, sim: Simulator, kept: _Kept,
                              seed: int) -> bool:
     """The kept mailboxes and services when both are there (True); else fresh ones."""
     async with open_pool(settings, max_size=2) as pool:
-        present = {r["id"]: r["refresh_token"] for r in await pool.fetch(
-            query("demo_services"), [service_id for service_id, *_ in MAILBOXES])}
+        present = await demo_db.refresh_tokens(
+            pool, service_ids=[service_id for service_id, *_ in MAILBOXES])
         if len(present) == len(MAILBOXES) and await kept.load() and all(
                 sim.tokens.knows_refresh_token(token) for token in present.values()):
             return True
@@ -328,10 +328,8 @@ async def _demo_services(pool: asyncpg.Pool, sim: Simulator, seed: int) -> None:
     for n, (service_id, name, address, messages, threads) in enumerate(MAILBOXES):
         mailbox = sim.create_mailbox(address, name=name)
         sim.seed(address, messages=messages, threads=threads, seed=seed + n)
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(query("demo_remove_service"), service_id)
-            await conn.execute(query("demo_add_service"), service_id, name, address,
-                               mailbox.refresh_token)
+        await demo_db.replace_service(pool, service_id=service_id, name=name,
+                                      address=address, refresh_token=mailbox.refresh_token)
 
 
 def _banner(settings: Settings, ports: Ports, emulator: str | None, worker: Worker,

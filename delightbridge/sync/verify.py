@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from delightbridge.core.errors import HistoryExpired
-from delightbridge.db.queries import query
+from delightbridge.db import mirror
 from delightbridge.sync import history
 from delightbridge.sync.engine import ServiceRow, SyncEngine
 from delightbridge.sync.gmail.client import GmailClient
@@ -107,8 +107,7 @@ async def verify(engine: SyncEngine, service_id: str, *, deep: bool = False,
         pending = await _pending(client, service.last_history_id)
         drift.history_expired = pending is None
         pending = pending or set()
-        stored = {r["gmail_message_id"]: r
-                  for r in await engine.pool.fetch(query("verify_mirror"), service_id)}
+        stored = await mirror.stored_state(engine.pool, service_id=service_id)
         drift.checked = len(gmail.keys() | stored.keys())
         drift.pending = len(pending & (gmail.keys() | stored.keys()))
         for mid in sorted(gmail.keys() | stored.keys()):
@@ -120,9 +119,9 @@ async def verify(engine: SyncEngine, service_id: str, *, deep: bool = False,
                 drift.extra.append(mid)
             else:
                 thread_id, labels = gmail[mid]
-                if frozenset(stored[mid]["label_ids"]) != labels:
+                if stored[mid].label_ids != labels:
                     drift.labels.append(mid)
-                if stored[mid]["gmail_thread_id"] != thread_id:
+                if stored[mid].gmail_thread_id != thread_id:
                     drift.threads.append(mid)
         if deep:
             both = [mid for mid in sorted(gmail.keys() & stored.keys()) if mid not in pending]
@@ -131,7 +130,7 @@ async def verify(engine: SyncEngine, service_id: str, *, deep: bool = False,
 
 
 async def _content_drift(client: GmailClient, service: ServiceRow, ids: list[str],
-                         stored: dict[str, Any]) -> list[str]:
+                         stored: dict[str, mirror.MirroredState]) -> list[str]:
     wrong: list[str] = []
     page = 500
     for start in range(0, len(ids), page):
@@ -142,7 +141,7 @@ async def _content_drift(client: GmailClient, service: ServiceRow, ids: list[str
         for mid, parsed in parsed_all.items():
             if parsed.missing_body_parts:
                 continue  # the stored hash includes bodies fetched separately
-            if parsed.content_hash != stored[mid]["content_hash"]:
+            if parsed.content_hash != stored[mid].content_hash:
                 wrong.append(mid)
     return wrong
 
