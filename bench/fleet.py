@@ -20,6 +20,7 @@ import asyncpg
 from bench import env
 from bench.harness import Fleet, Harness
 from bench.sim import Mailbox
+from delightbridge.db.pool import create_pool
 
 COMMIT_CHANNEL = "bench_commit"
 
@@ -122,7 +123,7 @@ async def _build(h: Harness) -> Fleet:
     settings = Settings(database_url=db, gmail_api_endpoint=sim.base_url,
                         google_oauth_token_uri=sim.token_uri, google_client_id=sim.client_id,
                         google_client_secret=sim.client_secret, log_level="WARNING")
-    pool = await asyncpg.create_pool(db, min_size=1, max_size=10)
+    pool = await create_pool(db, max_size=10)
     assert pool is not None
     try:
         async with SyncEngine.open(pool, EngineConfig.from_settings(settings)) as engine:

@@ -20,6 +20,7 @@ import pytest
 
 from delightbridge.db import embedded
 from delightbridge.db.migrate import migrate
+from delightbridge.db.pool import create_pool
 from tests.db.catalog import load_reference
 from tests.dbutil import REFERENCE_SCHEMA, create_database, drop_database, with_database
 
@@ -81,7 +82,7 @@ async def db_url(pg_admin_url: str, template_database: str) -> AsyncIterator[str
 
 @pytest.fixture
 async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    created = await asyncpg.create_pool(db_url, min_size=1, max_size=5)
+    created = await create_pool(db_url, max_size=5)
     assert created is not None
     yield created
     await created.close()

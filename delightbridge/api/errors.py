@@ -20,16 +20,17 @@ from delightbridge.api.sessions import Forbidden
 from delightbridge.core import logs
 from delightbridge.core.errors import (
     DatabaseError,
+    DatabaseUnavailable,
     DelightBridgeError,
     GmailError,
     GmailQuotaExceeded,
     GmailUnavailable,
+    QueryFailed,
     ServiceNotConnected,
     ServiceNotFound,
     SyncInProgress,
     TokenDecryptionError,
 )
-from delightbridge.db import errors as db_errors
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ STATUSES: dict[str, int] = {
     GmailQuotaExceeded.code: 429,
     GmailUnavailable.code: 503,
     GmailError.code: 502,
-    "database_unavailable": 503,
+    DatabaseUnavailable.code: 503,
     "invalid_mode": 400,
     "invalid_wait": 400,
     "invalid_limit": 400,
@@ -109,7 +110,13 @@ def to_response(request: web.Request, exc: DelightBridgeError) -> web.Response:
                               f"{message} Reconnect it at {url}", connectUrl=url)
     if isinstance(exc, GmailError):
         return _gmail_response(exc, message)
+    if isinstance(exc, QueryFailed):
+        log.error("the database refused a statement: %s", message, extra={
+            "action": "api.query_failed", "sqlstate": exc.sqlstate})
+        return error_response(DelightBridgeError.code, "An internal error occurred.")
     if isinstance(exc, DatabaseError):
+        log.warning("database unavailable: %s", message, extra={
+            "action": "api.database_unavailable", "path": request.path})
         return error_response("database_unavailable",
                               "The database is not reachable right now.",
                               headers={"Retry-After": "5"})
@@ -157,12 +164,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         # aiohttp's own refusals (413, 400…) answered in the same shape as ours.
         return error_response("http_error", f"{exc.reason}.", status=exc.status)
-    except db_errors.UNAVAILABLE as exc:
-        # PostgreSQL restarting under a request (a sync's query, a pool reset): the
-        # answer the OpenAPI document promises for it, not a 500.
-        log.warning("database unavailable: %s", type(exc).__name__, extra={
-            "action": "api.database_unavailable", "path": request.path})
-        return to_response(request, DatabaseError(type(exc).__name__))
     except Exception:
         log.exception("unhandled error", extra={"action": "api.internal_error",
                                                 "path": request.path})

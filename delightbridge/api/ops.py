@@ -21,9 +21,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from delightbridge.api.keys import HEALTH, MAIN_APP, METRICS
 from delightbridge.api.views import health
+from delightbridge.core.errors import DatabaseError
 from delightbridge.core.healthcheck import PeriodicCheck
-from delightbridge.db import errors as db_errors
 from delightbridge.db import migrate, watches
+from delightbridge.db.connection import connection
 
 #: Seconds between two database health checks.
 HEALTH_INTERVAL = 5.0
@@ -42,10 +43,10 @@ class DatabaseHealth:
 async def check_database(pool: asyncpg.Pool) -> DatabaseHealth:
     """One connection, two queries: pending migrations and the watches' health."""
     try:
-        async with pool.acquire(timeout=_TIMEOUT) as conn:
+        async with connection(pool, wait=_TIMEOUT) as conn:
             pending = await migrate.pending(conn)
             watch_health = await watches.health(conn, within=_TIMEOUT)
-    except db_errors.FAILED:
+    except DatabaseError:
         return DatabaseHealth(reachable=False)
     return DatabaseHealth(reachable=True, pending=tuple(pending), watches=watch_health)
 

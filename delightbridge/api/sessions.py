@@ -39,7 +39,6 @@ from delightbridge.api.authjs import (
 )
 from delightbridge.core.errors import ConfigError, DatabaseError, DelightBridgeError
 from delightbridge.core.settings import Settings
-from delightbridge.db import errors as db_errors
 from delightbridge.db import users
 
 __all__ = [
@@ -147,7 +146,7 @@ async def _from_jwt(
     if sub is not None:
         try:
             user = await users.by_google_id(pool, google_id=sub)
-        except db_errors.FAILED as exc:
+        except DatabaseError as exc:
             raise DatabaseError(f"cannot look up the session's user: {exc}") from exc
     email = _text(claims.get("email")) or (user.email if user is not None else None)
     if not email:
@@ -168,10 +167,10 @@ async def _from_database(pool: asyncpg.Pool, token: str, settings: Settings) -> 
         raise Unauthenticated("unknown_session")
     try:
         session = await users.database_session(pool, token=token)
-    except db_errors.FAILED as exc:
+    except DatabaseError as exc:
         # Not chained and not quoted: a driver message could echo the bound token.
         raise DatabaseError(
-            f"cannot look up the database session ({type(exc).__name__})"
+            f"cannot look up the database session ({type(exc.__cause__ or exc).__name__})"
         ) from None
     if session is None:
         raise Unauthenticated("unknown_session")

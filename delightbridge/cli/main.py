@@ -22,6 +22,7 @@ from delightbridge.core.errors import ConfigError, DelightBridgeError, NotInstal
 from delightbridge.core.settings import Settings
 from delightbridge.db import migrate as migrations
 from delightbridge.db import services
+from delightbridge.db.connection import connection
 from delightbridge.db.pool import database_url, open_pool
 
 log = logging.getLogger("delightbridge")
@@ -40,7 +41,7 @@ class Command:
 async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     async with (
         open_pool(settings, apply_migrations=False, max_size=2) as pool,
-        pool.acquire() as conn,
+        connection(pool) as conn,
     ):
         applied = await migrations.migrate(conn)
     if applied:

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from delightbridge.core.settings import Settings
+from delightbridge.db.connection import connection
 from delightbridge.db.pool import open_pool
 from delightbridge.sync import crypto, tokens
 
@@ -25,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     keyring = crypto.Keyring(settings.token_encryption_key, settings.token_encryption_old_keys)
-    async with open_pool(settings, max_size=2) as pool, pool.acquire() as conn:
+    async with open_pool(settings, max_size=2) as pool, connection(pool) as conn:
         transaction = conn.transaction()
         await transaction.start()
         try:

@@ -23,12 +23,12 @@ from delightbridge.consumer.notification import Decoded, Reason, Rejection
 from delightbridge.consumer.scheduler import Scheduler, ShuttingDown, SyncFn
 from delightbridge.core import logs
 from delightbridge.core.errors import (
+    DatabaseError,
     DelightBridgeError,
     GmailError,
     ServiceNotConnected,
     ServiceNotFound,
 )
-from delightbridge.db import errors as db_errors
 from delightbridge.db import services
 from delightbridge.sync.engine import SyncEngine
 from delightbridge.sync.runs import SyncResult, Trigger
@@ -110,9 +110,8 @@ class NotificationHandler:
                                       "history_id": decoded.history_id}
         try:
             service = await services.by_address(self.pool, email=decoded.email)
-        except db_errors.FAILED as exc:
-            return self._nack("database_error", f"{type(exc).__name__}: {exc}", delivery,
-                              context)
+        except DatabaseError as exc:
+            return self._nack("database_error", str(exc), delivery, context)
         if service is None:
             return self._ignore(Reason.UNKNOWN_ADDRESS, "no service has this address",
                                 delivery, context)
@@ -139,11 +138,10 @@ class NotificationHandler:
             return self._ignore(Reason.DISCONNECTED, str(exc), delivery, context)
         except GmailError as exc:
             return self._nack(exc.code, str(exc), delivery, context, exc.retry_after)
+        except DatabaseError as exc:
+            return self._nack("database_error", str(exc), delivery, context)
         except DelightBridgeError as exc:
             return self._nack(exc.code, str(exc), delivery, context)
-        except db_errors.FAILED as exc:
-            return self._nack("database_error", f"{type(exc).__name__}: {exc}", delivery,
-                              context)
         lag = _lag(delivery.publish_time)
         if lag is not None:
             self.metrics.lag_seconds.labels(delivery.source).observe(lag)

@@ -16,8 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from delightbridge.core.errors import DelightBridgeError
-from delightbridge.db import errors as db_errors
+from delightbridge.core.errors import DatabaseError, DelightBridgeError
 from delightbridge.sync import imports
 from delightbridge.sync.engine import SyncEngine
 from delightbridge.sync.runs import SyncResult
@@ -56,7 +55,7 @@ class ImportWorker:
                 self._wake.clear()
                 try:
                     await self._start_waiting()
-                except db_errors.FAILED as exc:
+                except DatabaseError as exc:
                     log.warning("imports not looked up: the database failed: %s", exc,
                                 extra={"action": "consumer.imports_failed"})
                 waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
@@ -85,12 +84,12 @@ class ImportWorker:
         outcome: SyncResult | BaseException | None = None
         try:
             outcome = await self.engine.run_import(service_id, trigger="poll")
-        except DelightBridgeError as exc:  # recorded on the run and the service already
-            outcome = exc
-        except db_errors.FAILED as exc:
+        except DatabaseError as exc:
             outcome = exc
             log.warning("import of %s stopped: the database failed: %s", service_id, exc,
                         extra={"action": "consumer.import_failed", "service": service_id})
+        except DelightBridgeError as exc:  # recorded on the run and the service already
+            outcome = exc
         finally:
             self._running.pop(service_id, None)
             self._wake.set()  # a slot is free: look again

@@ -19,7 +19,7 @@ import asyncpg
 
 from delightbridge.consumer.metrics import ConsumerMetrics
 from delightbridge.consumer.scheduler import Scheduler, ShuttingDown
-from delightbridge.db import errors as db_errors
+from delightbridge.core.errors import DatabaseError
 from delightbridge.db import services
 
 log = logging.getLogger("consumer.sweep")
@@ -50,7 +50,7 @@ class Sweeper:
                 await self.sweep()
             except ShuttingDown:
                 return
-            except db_errors.FAILED as exc:
+            except DatabaseError as exc:
                 log.warning("sweep skipped: the database failed: %s", exc, extra={
                     "action": "consumer.sweep_failed"})
             with contextlib.suppress(TimeoutError):

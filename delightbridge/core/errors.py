@@ -28,9 +28,31 @@ class ConfigError(DelightBridgeError):
 
 
 class DatabaseError(DelightBridgeError):
-    """The database could not be reached or refused a statement."""
+    """The database could not be reached or refused a statement.
+
+    The driver's own exceptions never leave ``delightbridge.db``: its connections turn
+    them into these (:mod:`delightbridge.db.connection`), the original as ``__cause__``.
+    """
 
     code = "database_error"
+
+
+class DatabaseUnavailable(DatabaseError):
+    """PostgreSQL went away or did not answer in time (a restart, a failover, a refused
+    connection, the command timeout): not the caller's fault, and worth a retry."""
+
+    code = "database_unavailable"
+
+
+class QueryFailed(DatabaseError):
+    """PostgreSQL refused a statement; ``sqlstate`` says why (``23505``: unique
+    violation, ``55P03``: lock not available…)."""
+
+    code = "database_error"
+
+    def __init__(self, message: str, sqlstate: str | None) -> None:
+        self.sqlstate = sqlstate
+        super().__init__(message)
 
 
 class MigrationError(DatabaseError):

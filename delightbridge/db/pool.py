@@ -14,10 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from delightbridge.core.errors import DatabaseError
+from delightbridge.core.errors import DatabaseError, DatabaseUnavailable
 from delightbridge.core.settings import Settings
-from delightbridge.db import embedded
-from delightbridge.db import errors as db_errors
+from delightbridge.db import connection, embedded
 from delightbridge.db.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -49,13 +48,13 @@ def redact_url(url: str) -> str:
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections raise the project's errors (:mod:`delightbridge.db.connection`)."""
     try:
-        pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, command_timeout=60
-        )
-    except db_errors.FAILED as exc:
-        raise DatabaseError(f"cannot connect to PostgreSQL at {redact_url(url)}: {exc}") from exc
-    assert pool is not None
+        pool = await connection.new_pool(url, min_size=min_size, max_size=max_size,
+                                         command_timeout=60)
+    except DatabaseError as exc:
+        kind = DatabaseUnavailable if isinstance(exc, DatabaseUnavailable) else DatabaseError
+        raise kind(f"cannot connect to PostgreSQL at {redact_url(url)}: {exc}") from exc
     return pool
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import asyncpg
 
+from delightbridge.core.errors import QueryFailed
+from delightbridge.db import errors as db_errors
 from delightbridge.db.queries import query
 from delightbridge.db.types import Executor
 
@@ -78,16 +81,24 @@ async def address(db: Executor, *, service_id: str) -> str | None:
     return None if row is None else str(row["email"])
 
 
+GrantStored = Literal["stored", "service_not_found", "address_taken"]
+
+
 async def store_grant(db: Executor, *, service_id: str, refresh_token: str,
                       access_token: str, access_token_expires_at: datetime,
-                      new_address: str | None) -> bool:
+                      new_address: str | None) -> GrantStored:
     """A (re)connected service's tokens, its address when it had the placeholder
-    (``new_address``; None keeps it), and no trace of its disconnection; False when the
-    service no longer exists. asyncpg's UniqueViolationError when the address is
-    another service's."""
-    stored = await db.fetchval(query("api_store_tokens"), service_id, refresh_token,
-                               access_token, access_token_expires_at, new_address)
-    return stored is not None
+    (``new_address``; None keeps it), and no trace of its disconnection. Nothing is
+    stored when the service no longer exists, or when the address is another
+    service's."""
+    try:
+        stored = await db.fetchval(query("api_store_tokens"), service_id, refresh_token,
+                                   access_token, access_token_expires_at, new_address)
+    except QueryFailed as exc:
+        if exc.sqlstate == db_errors.UNIQUE_VIOLATION:
+            return "address_taken"
+        raise
+    return "service_not_found" if stored is None else "stored"
 
 
 async def disconnect(db: Executor, *, service_id: str, refresh_token: str,

@@ -27,6 +27,7 @@ import asyncpg
 from delightbridge.core import logs
 from delightbridge.core.errors import (
     DailyBudgetExhausted,
+    DatabaseError,
     DelightBridgeError,
     HistoryExpired,
     OAuthRefused,
@@ -35,7 +36,6 @@ from delightbridge.core.errors import (
     SyncInProgress,
 )
 from delightbridge.core.settings import Settings
-from delightbridge.db import errors as db_errors
 from delightbridge.db import imports as imports_db
 from delightbridge.db import services as services_db
 from delightbridge.sync import crypto, imports
@@ -281,8 +281,7 @@ class SyncEngine:
             return False
         # Incrementals go on from now, beside the import, which takes up this run.
         profile = await ctx.client.profile()
-        async with self.pool.acquire() as conn:
-            await advance_cursor(conn, service.id, int(profile["historyId"]))
+        await advance_cursor(self.pool, service.id, int(profile["historyId"]))
         import_run = await imports.request(self.pool, service.id, kind, run.id)
         run.mode, run.fell_back_to_full = "full", True
         if import_run != run.id:
@@ -410,7 +409,7 @@ class SyncEngine:
             elif code != "cancelled":
                 await asyncio.shield(services_db.mark_failed(
                     self.pool, service_id=service.id, error=f"{code}: {message}"))
-        except db_errors.FAILED:
+        except DatabaseError:
             log.exception("could not record the failed sync", extra={
                 "action": "sync.record_failed", "service": service.id})
 

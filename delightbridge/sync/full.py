@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from delightbridge.db.connection import transaction
 from delightbridge.sync import store
 from delightbridge.sync.context import SyncContext
 from delightbridge.sync.gmail.calls import CallBuilder, GmailCall
@@ -278,7 +279,7 @@ async def _fetch(ctx: SyncContext, plan: Plan, fetch: list[Fetch], calls: list[G
 async def _store_page(ctx: SyncContext, parsed: list[ParsedMessage]) -> None:
     mirrored = [m for m in parsed if m.is_mirrored]
     progress = ctx.run.progress
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with transaction(ctx.pool) as conn:
         written = await store.store_messages(conn, ctx.account_id, ctx.mailbox, mirrored,
                                              ctx.run.id, events=ctx.emit_events)
         progress.stored += written.written

@@ -46,6 +46,7 @@ import asyncpg
 
 from delightbridge.core.errors import ServiceNotFound
 from delightbridge.db import imports as imports_db
+from delightbridge.db.connection import transaction
 from delightbridge.sync import store
 from delightbridge.sync.context import SyncContext
 from delightbridge.sync.full import Listed, Plan, mirror
@@ -165,8 +166,7 @@ async def run(ctx: SyncContext, job: ImportJob) -> int:
     start = begun.start_history_id
     progress.total = begun.total
     run_.start_history_id = run_.start_history_id or start
-    async with ctx.pool.acquire() as conn:
-        await store.advance_cursor(conn, ctx.account_id, start)  # incrementals go from here
+    await store.advance_cursor(ctx.pool, ctx.account_id, start)  # incrementals go from here
     plan = Plan()
     labels: LabelSets | None = None
     if job.kind == "repair":
@@ -184,7 +184,7 @@ async def run(ctx: SyncContext, job: ImportJob) -> int:
         progress.total = progress.done  # Gmail's count includes spam, trash and drafts
 
     progress.phase = "reconciling"
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with transaction(ctx.pool) as conn:
         deleted, threads = await store.delete_unseen(conn, ctx.account_id, ctx.mailbox,
                                                      job.run_id, events=ctx.emit_events,
                                                      since=start)

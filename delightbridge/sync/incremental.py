@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from delightbridge.db.connection import transaction
 from delightbridge.sync import history, store
 from delightbridge.sync.context import SyncContext
 
@@ -30,7 +31,7 @@ async def apply(ctx: SyncContext, fetch: Collection[str], delete: Collection[str
     progress.fetched += len(parsed)
     keep = [m for m in parsed if m.is_mirrored]
     drop = set(delete) | set(gone) | {m.gmail_message_id for m in parsed if not m.is_mirrored}
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with transaction(ctx.pool) as conn:
         written = await store.store_messages(conn, ctx.account_id, ctx.mailbox, keep, run.id,
                                              events=ctx.emit_events)
         deleted, threads = await store.delete_messages(conn, ctx.account_id, ctx.mailbox, drop,

@@ -12,10 +12,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from delightbridge.core.errors import SyncInProgress
 from delightbridge.db import locks
+from delightbridge.db.connection import closed, connection
+from delightbridge.db.types import Connection
 
 # First key of the two-int advisory lock space used for services ("DBSY").
 LOCK_CLASS = 0x44425359
@@ -32,25 +33,23 @@ async def service_lock(
 ) -> AsyncIterator[None]:
     """Hold the service's lock (its sync lock, or ``lock_class``'s: the import lock);
     ``wait`` None fails at once, else waits that many seconds."""
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         if not await locks.try_lock(conn, lock_class=lock_class, key=service_id):
             if not wait:
                 raise SyncInProgress(service_id)
-            try:
-                await locks.lock(conn, lock_class=lock_class, key=service_id, wait=wait)
-            except asyncpg.LockNotAvailableError:
-                raise SyncInProgress(service_id) from None
+            if not await locks.lock(conn, lock_class=lock_class, key=service_id, wait=wait):
+                raise SyncInProgress(service_id)
         try:
             yield
         finally:
             await _unlock(conn, service_id, lock_class)
 
 
-async def _unlock(conn: PoolConnectionProxy, service_id: str, lock_class: int) -> None:
+async def _unlock(conn: Connection, service_id: str, lock_class: int) -> None:
     try:
         await locks.unlock(conn, lock_class=lock_class, key=service_id)
     except BaseException as exc:
-        if _gone(conn):
+        if closed(conn):
             # PostgreSQL dropped the connection (a restart, a failover) and every lock
             # it held with it: nothing is left to release. What the block did stands,
             # and its own error, if any, is the one that propagates.
@@ -63,10 +62,3 @@ async def _unlock(conn: PoolConnectionProxy, service_id: str, lock_class: int) -
         raise
 
 
-def _gone(conn: PoolConnectionProxy) -> bool:
-    """Whether the connection is closed (asyncpg hands a dead one back to its pool,
-    after which the proxy refuses every call)."""
-    try:
-        return conn.is_closed()
-    except asyncpg.InterfaceError:
-        return True

@@ -30,9 +30,10 @@ from datetime import UTC, datetime
 import aiohttp
 import asyncpg
 
+from delightbridge.core.errors import DatabaseError
 from delightbridge.core.settings import Settings
-from delightbridge.db import errors as db_errors
 from delightbridge.db import events as events_db
+from delightbridge.db.connection import connection, transaction
 from delightbridge.sync import events
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class Dispatcher:
                 return made  # what is left failed just now (or is another's): wait
 
     async def _deliver(self, event_id: int) -> Attempt | None:
-        async with self._slots, self.pool.acquire() as conn, conn.transaction():
+        async with self._slots, transaction(self.pool) as conn:
             row = await events_db.claim(conn, event_id=event_id)
             if row is None:
                 return None  # delivered meanwhile, or another dispatcher holds it
@@ -189,16 +190,13 @@ class Dispatcher:
     @contextlib.asynccontextmanager
     async def _listening(self) -> AsyncIterator[None]:
         """A connection LISTENing for committed events, for as long as the dispatcher runs."""
-        conn = await self.pool.acquire()
-        try:
+        async with connection(self.pool) as conn:
             await conn.add_listener(CHANNEL, self._notified)
             try:
                 yield
             finally:
-                with contextlib.suppress(*db_errors.FAILED):
+                with contextlib.suppress(DatabaseError):
                     await conn.remove_listener(CHANNEL, self._notified)
-        finally:
-            await self.pool.release(conn)
 
     def _notified(self, *args: object) -> None:
         self._wake.set()

@@ -17,6 +17,7 @@ from typing import Literal, get_args
 import asyncpg
 
 from delightbridge.db import runs as runs_db
+from delightbridge.db.connection import transaction
 from delightbridge.db.types import Connection
 from delightbridge.sync.idset import IdSet
 
@@ -115,7 +116,7 @@ class Run:
 
     async def start(self) -> None:
         """Record the run (or take up an import's run again, as it was recorded)."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with transaction(self.pool) as conn:
             started = await runs_db.start(
                 conn, run_id=self.id, service_id=self.service_id, mode=self.mode,
                 trigger=self.trigger, start_history_id=self.start_history_id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from delightbridge.db import events as events_db
 from delightbridge.db import identities, locks, mirror, services
-from delightbridge.db.types import Connection
+from delightbridge.db.types import Connection, Executor
 from delightbridge.sync import events as events_
 from delightbridge.sync.lock import WRITE_CLASS
 from delightbridge.sync.parse import ParsedMessage
@@ -175,5 +175,5 @@ async def lock_writes(conn: Connection, account_id: str) -> None:
     await locks.lock_for_transaction(conn, lock_class=WRITE_CLASS, key=account_id)
 
 
-async def advance_cursor(conn: Connection, account_id: str, history_id: int) -> None:
-    await services.advance_cursor(conn, service_id=account_id, history_id=history_id)
+async def advance_cursor(db: Executor, account_id: str, history_id: int) -> None:
+    await services.advance_cursor(db, service_id=account_id, history_id=history_id)

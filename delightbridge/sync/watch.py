@@ -28,8 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
 from delightbridge.core import logs
 from delightbridge.core.errors import (
     DelightBridgeError,
@@ -41,6 +39,7 @@ from delightbridge.core.errors import (
 from delightbridge.core.settings import Settings
 from delightbridge.db import services as services_db
 from delightbridge.db import watches
+from delightbridge.db.connection import transaction
 from delightbridge.sync import identities, tokens
 from delightbridge.sync.engine import SyncEngine
 
@@ -183,7 +182,7 @@ async def drain_stops(engine: SyncEngine, *, only: int | None = None,
     now = now or datetime.now(UTC)
     outcomes = [await _stop_queued(engine, row, now)
                 for row in await watches.stops_pending(engine.pool, only=only)]
-    async with engine.pool.acquire() as conn, conn.transaction():
+    async with transaction(engine.pool) as conn:
         await tokens.seal_queued_tokens(conn, engine.config.keyring)
     return outcomes
 
@@ -281,8 +280,7 @@ async def renewal_schedule(
     while not stop.is_set():
         try:
             report = await renew_all(engine, config)
-        except (DelightBridgeError, OSError, asyncpg.PostgresError,
-                asyncpg.InterfaceError) as exc:
+        except (DelightBridgeError, OSError) as exc:
             log.error("watch renewal pass failed: %s", logs.scrub(str(exc)),
                       extra={"action": "watch.pass_failed"})
         else:

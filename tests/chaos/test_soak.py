@@ -50,6 +50,7 @@ from delightbridge.api.app import create_app
 from delightbridge.api.sessions import mint_admin_cookie
 from delightbridge.core.settings import Settings
 from delightbridge.db.migrate import migrate
+from delightbridge.db.pool import create_pool
 from delightbridge.sync.engine import EngineConfig, SyncEngine
 from delightbridge.sync.parse import is_mirrored
 from delightbridge.sync.verify import verify
@@ -415,7 +416,7 @@ async def soak(sizes: Sizes, pg: PgServer, pubsub_host: str, tmp_path: Path) -> 
     try:
         async with serve(world.sim, pubsub_emulator_host=pubsub_host, push=push) as server:
             world.server = server
-            pool = await asyncpg.create_pool(world.db_url, min_size=1, max_size=4)
+            pool = await create_pool(world.db_url, max_size=4)
             assert pool is not None
             try:
                 await world.connect_all(pool)

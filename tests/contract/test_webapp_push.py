@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from delightbridge.db.migrate import migrate
+from delightbridge.db.pool import create_pool
 from delightbridge.sync import watch
 from delightbridge.sync.engine import EngineConfig, SyncEngine
 from delightbridge.sync.gmail.quota import QuotaProfile
@@ -154,7 +155,7 @@ async def running(gmail_sim: GmailSim, db_url: str) -> AsyncIterator[tuple[SyncE
     sim.quota.units_per_second = None
     mailbox = sim.create_mailbox("support@noji.example", name="Noji Support")
     sim.seed(mailbox.address, messages=40, threads=12, seed=5)
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
+    pool = await create_pool(db_url, max_size=4)
     assert pool is not None
     try:
         await add_service(pool, "svc-noji", mailbox.address, mailbox.refresh_token)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from delightbridge.core.errors import QueryFailed
 from delightbridge.db.queries import query
 from tests.dbutil import ident
 
@@ -86,9 +87,10 @@ async def test_a_web_app_role_without_rights_on_the_services_schema_deletes_and_
             )
             async with conn.transaction():
                 await conn.execute(f"SET LOCAL ROLE {ident(role)}")
-                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                with pytest.raises(QueryFailed) as refused:
                     async with conn.transaction():
                         await conn.fetch("SELECT * FROM delightbridge_sync.watch_stops")
+                assert refused.value.sqlstate == "42501"  # insufficient_privilege
                 deleted = await conn.execute("DELETE FROM gmail_accounts WHERE id = 'svc'")
                 assert deleted == "DELETE 1"
             stop = await conn.fetchrow(query("watch_stops_pending"), None)

@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from delightbridge.db.migrate import migrate
+from delightbridge.db.pool import create_pool
 from delightbridge.sync import watch
 from delightbridge.sync.engine import EngineConfig, SyncEngine
 from delightbridge.sync.gmail.quota import QuotaProfile
@@ -68,8 +69,8 @@ async def test_the_service_runs_under_its_role(
     sim.quota.units_per_second = None
     mailbox = sim.create_mailbox("support@noji.example")
     sim.seed(mailbox.address, messages=30, threads=10, seed=4)
-    owner = await asyncpg.create_pool(fresh_database, min_size=1, max_size=2)
-    pool = await asyncpg.create_pool(service_role, min_size=1, max_size=4)
+    owner = await create_pool(fresh_database, max_size=2)
+    pool = await create_pool(service_role, max_size=4)
     assert owner is not None
     assert pool is not None
     try:

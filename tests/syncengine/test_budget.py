@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from delightbridge.core.errors import DailyBudgetExhausted
+from delightbridge.db.pool import create_pool
 from delightbridge.sync import imports
 from delightbridge.sync.budget import BudgetConfig, ProjectBudget, next_quota_day
 from delightbridge.sync.engine import EngineConfig, SyncEngine
@@ -121,7 +122,7 @@ async def test_three_processes_importing_many_mailboxes_stay_within_the_project_
     async def process(mine: list[str]) -> None:
         """One process: its own pool, engine and lease of the budget."""
         async with contextlib.AsyncExitStack() as stack:
-            own = await asyncpg.create_pool(db_url, min_size=1, max_size=6)
+            own = await create_pool(db_url, max_size=6)
             assert own is not None
             stack.push_async_callback(own.close)
             config = EngineConfig.from_settings(engine_settings(setup.gmail), retry=FAST_POLICY)
@@ -152,7 +153,7 @@ async def test_fresh_mail_in_another_process_finds_its_units_while_an_import_run
     @contextlib.asynccontextmanager
     async def process() -> AsyncIterator[SyncEngine]:
         """Another process: its own pool and engine (its own pacers)."""
-        own = await asyncpg.create_pool(db_url, min_size=1, max_size=6)
+        own = await create_pool(db_url, max_size=6)
         assert own is not None
         try:
             config = EngineConfig.from_settings(engine_settings(setup.gmail),

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from delightbridge.db.migrate import migrate
+from delightbridge.db.pool import create_pool
 from delightbridge.sync.engine import EngineConfig, SyncEngine
 from delightbridge.sync.gmail.quota import QuotaProfile
 from delightbridge.sync.gmail.retry import FAST_POLICY
@@ -20,7 +19,7 @@ async def test_sync_into_existing_database_keeps_what_the_web_app_owns(
     sim.quota.units_per_second = None
     mailbox = sim.create_mailbox("support@noji.example")
     sim.seed(mailbox.address, messages=60, threads=15, seed=2)
-    pool = await asyncpg.create_pool(reference_database, min_size=1, max_size=5)
+    pool = await create_pool(reference_database, max_size=5)
     assert pool is not None
     try:
         async with pool.acquire() as conn:

@@ -45,9 +45,13 @@ from delightbridge.api.errors import error_response
 from delightbridge.api.keys import API_CONFIG, ENGINE, POOL, SETTINGS
 from delightbridge.api.sessions import require_admin
 from delightbridge.core import logs
-from delightbridge.core.errors import DelightBridgeError, GrantRefused, ServiceNotFound
+from delightbridge.core.errors import (
+    DatabaseError,
+    DelightBridgeError,
+    GrantRefused,
+    ServiceNotFound,
+)
 from delightbridge.core.settings import Settings
-from delightbridge.db import errors as db_errors
 from delightbridge.db import services, watches
 from delightbridge.sync import identities, watch
 from delightbridge.sync.gmail.oauth import SCOPES, GrantedTokens
@@ -259,7 +263,7 @@ async def _complete(request: web.Request) -> tuple[str, uuid.UUID]:
             raise ConnectFailed("wrong_account", service_id)
         await store_tokens(pool, service_id, tokens,
                            address=address if placeholder else None)
-    except db_errors.FAILED:
+    except DatabaseError:
         log.exception("connect could not use the database", extra={
             "action": "connect.database_error", "service": service_id})
         raise ConnectFailed("database_unavailable", service_id) from None
@@ -277,15 +281,14 @@ async def store_tokens(pool: asyncpg.Pool, service_id: str, tokens: GrantedToken
     see :mod:`delightbridge.sync.crypto`), and, for a placeholder service, its mailbox's address."""
     refresh, access = tokens.refresh_token, tokens.access_token
     expires = datetime.fromtimestamp(tokens.expires_at, UTC)
-    try:
-        stored = await services.store_grant(
-            pool, service_id=service_id, refresh_token=refresh, access_token=access,
-            access_token_expires_at=expires, new_address=address)
-    except asyncpg.UniqueViolationError:
+    stored = await services.store_grant(
+        pool, service_id=service_id, refresh_token=refresh, access_token=access,
+        access_token_expires_at=expires, new_address=address)
+    if stored == "address_taken":
         log.warning("connect signed in to another service's mailbox", extra={
             "action": "connect.email_taken", "service": service_id, "got": address})
-        raise ConnectFailed("email_already_connected", service_id) from None
-    if not stored:
+        raise ConnectFailed("email_already_connected", service_id)
+    if stored == "service_not_found":
         raise ConnectFailed("service_not_found", service_id)
 
 
@@ -317,7 +320,7 @@ async def start_watch(app: web.Application, service_id: str) -> bool:
         try:
             await watches.record_failure(pool, service_id=service_id, message=message,
                                          at=datetime.now(UTC))
-        except db_errors.FAILED:
+        except DatabaseError:
             log.exception("could not record the watch failure", extra={
                 "action": "connect.watch_record_failed", "service": service_id})
         return False

@@ -23,8 +23,7 @@ from delightbridge.api.engine import start_sync
 from delightbridge.api.errors import InvalidParameter, error_response, to_response
 from delightbridge.api.keys import POOL, SETTINGS
 from delightbridge.api.sessions import require_admin
-from delightbridge.core.errors import ServiceNotFound, SyncInProgress
-from delightbridge.db import errors as db_errors
+from delightbridge.core.errors import DatabaseError, ServiceNotFound, SyncInProgress
 from delightbridge.db import runs as runs_db
 from delightbridge.db import services
 from delightbridge.sync.runs import MODES, Mode, Run, SyncResult
@@ -83,7 +82,7 @@ async def _in_progress(request: web.Request, exc: SyncInProgress) -> web.Respons
     response = to_response(request, exc)
     try:
         run_id = await runs_db.running(request.app[POOL], service_id=exc.service_id)
-    except db_errors.FAILED:
+    except DatabaseError:
         run_id = None
     if run_id is None:
         return response
