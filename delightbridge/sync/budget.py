@@ -28,6 +28,7 @@ mailbox is paced per process only: a collision costs a 429 retried within a seco
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -125,7 +126,12 @@ class SharedBudget:
         self._locks = {False: asyncio.Lock(), True: asyncio.Lock()}
         self.leases = 0
         self.waited = 0.0
-        self.day_units = 0  # today's units as of the last lease (metrics)
+        # As of this process's last lease (metrics): the units of its quota day, and of
+        # the window, leased by every process.
+        self.day_units = 0
+        self.window_units = 0
+        self._lease_day: date | None = None
+        self._lease_time = -math.inf
 
     async def spend(self, units: int, *, bulk: bool = False) -> None:
         """Wait until ``units`` are leased for this process, then take them.
@@ -169,8 +175,22 @@ class SharedBudget:
             counts_the_day=self.scope == SCOPE,
             prune_older_than=5 * config.window if self.leases % 200 == 0 else None)
         self.leases += granted.granted
-        self.day_units = granted.day_units + (units if granted.granted else 0)
+        taken = units if granted.granted else 0
+        self.day_units = granted.day_units + taken
+        self.window_units = granted.window_units + taken
+        self._lease_day, self._lease_time = quota_day(self._now()), time.monotonic()
         return granted
+
+    def units_today(self) -> int:
+        """Today's units as of the last lease; 0 once a new quota day has begun."""
+        return self.day_units if self._lease_day == quota_day(self._now()) else 0
+
+    def units_in_window(self) -> int:
+        """The window's units as of the last lease; 0 once a whole window has passed
+        since (they have all left it)."""
+        if time.monotonic() - self._lease_time > self.config.window:
+            return 0
+        return self.window_units
 
     async def today(self) -> int:
         """Units leased so far today, by every process."""

@@ -29,8 +29,9 @@ class EngineMetrics:
             registry=r)
         self.gmail_errors = Counter(
             "delightbridge_gmail_errors_total",
-            "Gmail answers that were errors, by reason (rateLimitExceeded: a 429 or 403 "
-            "over a limit)", ["reason"], registry=r)
+            "Gmail answers that were errors, by reason (rateLimitExceeded: over a limit) "
+            "and HTTP status (429: the per-user rate; empty: no answer)",
+            ["reason", "status"], registry=r)
         self.gmail_daily_units = Gauge(
             "delightbridge_gmail_daily_units",
             "Units the project has leased today (Pacific day), every process", registry=r)
@@ -41,6 +42,13 @@ class EngineMetrics:
             "delightbridge_gmail_daily_guard_units",
             "Past this many units a day imports stop: alert when daily_units reaches it",
             registry=r)
+        self.gmail_window_units = Gauge(
+            "delightbridge_gmail_project_window_units",
+            "Units the project has leased in its last per-minute window, every process",
+            registry=r)
+        self.gmail_window_budget = Gauge(
+            "delightbridge_gmail_project_window_budget_units",
+            "The most the project's leases may hold in one window", registry=r)
         self.sync_runs = Counter(
             "delightbridge_sync_runs_total", "Syncs run by this process, by outcome",
             ["mode", "trigger", "outcome"], registry=r)
@@ -69,7 +77,8 @@ class EngineMetrics:
         self.gmail_units.labels(method).inc(units)
 
     def gmail_failed(self, key: str) -> None:
-        self.gmail_errors.labels(error_reason(key)).inc()
+        status, sep, _ = key.partition(":")
+        self.gmail_errors.labels(error_reason(key), status if sep else "").inc()
 
     # SyncObserver
     def sync_finished(self, mode: Mode, trigger: Trigger, outcome: str,
@@ -93,11 +102,13 @@ class EngineMetrics:
         self.imports.labels(outcome).inc()
 
     def watch_budget(self, budget: SharedBudget | None) -> None:
-        """The project's daily budget as this process's leases see it."""
+        """The project's budgets, per window and per day, as this process's leases see
+        them."""
         if budget is None:
             return
-        daily = budget.config.daily_limit(bulk=False) or 0
-        guard = budget.config.daily_limit(bulk=True) or 0
-        self.gmail_daily_units.set_function(lambda: budget.day_units)
-        self.gmail_daily_budget.set(daily)
-        self.gmail_daily_guard.set(guard)
+        config = budget.config
+        self.gmail_daily_units.set_function(budget.units_today)
+        self.gmail_daily_budget.set(config.daily_limit(bulk=False) or 0)
+        self.gmail_daily_guard.set(config.daily_limit(bulk=True) or 0)
+        self.gmail_window_units.set_function(budget.units_in_window)
+        self.gmail_window_budget.set(config.window_limit(bulk=False))

@@ -303,7 +303,8 @@ async def test_metrics_count_syncs_and_gmail_calls(api: Api) -> None:
     assert value("delightbridge_gmail_calls_total", method="users.getProfile") == (
         1 + FAST_RETRY.max_attempts)
     assert value("delightbridge_gmail_calls_total", method="messages.list") >= 1
-    assert value("delightbridge_gmail_errors_total", reason="rateLimitExceeded") == (
+    assert value("delightbridge_gmail_errors_total", reason="rateLimitExceeded",
+                 status="429") == (
         FAST_RETRY.max_attempts)
     route = "/api/services/{service_id}/sync"
     assert value("delightbridge_http_requests_total", route=route, method="POST",

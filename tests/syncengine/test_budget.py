@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from prometheus_client import CollectorRegistry
 
 from delightbridge.core.errors import DailyBudgetExhausted
 from delightbridge.db.pool import create_pool
@@ -20,6 +21,7 @@ from delightbridge.sync.budget import BudgetConfig, ProjectBudget, next_quota_da
 from delightbridge.sync.engine import EngineConfig, SyncEngine
 from delightbridge.sync.gmail.quota import PROFILES
 from delightbridge.sync.gmail.retry import FAST_POLICY
+from delightbridge.sync.metrics import EngineMetrics
 from delightbridge.sync.runs import Progress
 from tests.syncengine.conftest import SyncSetup, add_service, engine_settings
 from tests.syncengine.mirror import assert_mirror
@@ -84,6 +86,33 @@ async def test_the_daily_guard_stops_imports_first(pool: asyncpg.Pool) -> None:
     with pytest.raises(DailyBudgetExhausted):
         await budget.spend(1)
     assert await budget.today() == 1000
+
+
+async def test_the_budget_metrics_show_the_window_and_the_day(pool: asyncpg.Pool) -> None:
+    """What /metrics shows of the project's budget: its window's and its day's use by
+    every process, against the budget and the guard (the daily alert's threshold)."""
+    clock = [datetime(2026, 12, 5, 20, 0, tzinfo=UTC)]
+    config = BudgetConfig(units_per_window=1000, window=0.5, daily_units=5000,
+                          daily_guard=0.9, chunk=100, margin=1.0)
+    budget = ProjectBudget(pool, config, now=lambda: clock[0])
+    other = ProjectBudget(pool, config, now=lambda: clock[0])  # another process
+    registry = CollectorRegistry()
+    EngineMetrics(registry).watch_budget(budget)
+
+    def gauge(name: str) -> float | None:
+        return registry.get_sample_value(name)
+
+    assert gauge("delightbridge_gmail_daily_budget_units") == 5000
+    assert gauge("delightbridge_gmail_daily_guard_units") == 4500
+    assert gauge("delightbridge_gmail_project_window_budget_units") == 1000
+    await other.spend(300, bulk=True)
+    await budget.spend(100)
+    assert gauge("delightbridge_gmail_daily_units") == 400  # both processes' leases
+    assert gauge("delightbridge_gmail_project_window_units") == 400
+    clock[0] = next_quota_day(clock[0])  # midnight in California: a new quota day
+    assert gauge("delightbridge_gmail_daily_units") == 0
+    await asyncio.sleep(config.window)  # the window's leases leave it as time passes
+    assert gauge("delightbridge_gmail_project_window_units") == 0
 
 
 async def test_an_import_past_the_daily_guard_waits_for_the_next_day(setup: SyncSetup) -> None:

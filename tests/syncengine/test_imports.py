@@ -4,13 +4,16 @@ what changed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import CollectorRegistry
 
 from delightbridge.sync import imports, store
+from delightbridge.sync.metrics import EngineMetrics
 from delightbridge.sync.parse import parse_message
 from delightbridge.sync.runs import Progress, SyncResult, Trigger
 from tests.syncengine.conftest import SyncSetup
@@ -60,6 +63,80 @@ async def test_the_open_inbox_is_imported_first(setup: SyncSetup) -> None:
     assert max(most_done) == len(mirrored)
     job = await setup.pool.fetchrow("SELECT done, total FROM delightbridge_sync.imports")
     assert (job["done"], job["total"]) == (len(mirrored), len(mirrored))
+
+
+async def test_after_the_inbox_the_import_goes_newest_to_oldest(setup: SyncSetup) -> None:
+    sim = setup.sim
+    sim.seed(setup.address, messages=800, threads=700, seed=33)
+    kept_open = sorted({m.thread_id for m in sim.snapshot(setup.address).messages
+                        if "INBOX" in m.label_ids})[:30]
+    for m in sim.snapshot(setup.address).messages:  # most mail archived: a large rest
+        if "INBOX" in m.label_ids and m.thread_id not in kept_open:
+            sim.archive(setup.address, m.id)
+    mirrored = [m for m in sim.snapshot(setup.address).messages
+                if not {"SPAM", "TRASH", "DRAFT"} & set(m.label_ids)]
+    inbox_threads = {m.thread_id for m in mirrored if "INBOX" in m.label_ids}
+    assert len(inbox_threads) == 30
+    rest = sorted((m for m in mirrored if m.thread_id not in inbox_threads),
+                  key=lambda m: m.internal_date, reverse=True)
+    newer_half = {m.id for m in rest[:len(rest) // 2]}
+    halfway: list[asyncio.Task[set[str]]] = []
+
+    async def stored() -> set[str]:
+        rows = await setup.pool.fetch("SELECT gmail_message_id FROM emails")
+        return {r["gmail_message_id"] for r in rows}
+
+    def watch(progress: Progress) -> None:
+        if (progress.phase == "importing" and not halfway
+                and progress.stored >= len(mirrored) - len(rest) // 2 - len(rest) // 4):
+            halfway.append(asyncio.create_task(stored()))
+
+    await setup.engine.sync(setup.account_id, mode="full", trigger="cli", on_progress=watch)
+    seen = (await asyncio.gather(*halfway))[0]
+    from_the_rest = {m.id for m in rest} & seen
+    assert from_the_rest, "no snapshot while the rest was importing"
+    # A quarter of the rest in, the newer half holds nearly all of it (a few batches
+    # are in flight at once, so commits may pass each other a little).
+    assert len(from_the_rest & newer_half) >= 0.9 * len(from_the_rest)
+    assert len(newer_half - seen) > 0  # and it was taken mid-way, not at the end
+
+
+async def test_an_imports_progress_and_eta_are_in_its_run_and_its_metrics(
+        setup: SyncSetup) -> None:
+    setup.sim.seed(setup.address, messages=300, threads=120, seed=34)
+    registry = CollectorRegistry()
+    setup.engine.observers.append(EngineMetrics(registry))
+    mid: list[asyncio.Task[tuple[Any, dict[str, float | None]]]] = []
+    run_ids: list[uuid.UUID] = []
+
+    async def look(run_id: uuid.UUID) -> tuple[Any, dict[str, float | None]]:
+        gauges = {name: registry.get_sample_value(name, {"service": setup.account_id})
+                  for name in ("delightbridge_import_messages_done",
+                               "delightbridge_import_messages_total",
+                               "delightbridge_import_eta_seconds")}
+        row = await setup.pool.fetchval(
+            "SELECT progress FROM delightbridge_sync.runs WHERE id = $1", run_id)
+        return row, gauges
+
+    def watch(progress: Progress) -> None:
+        if progress.phase == "importing" and progress.stored >= 150 and not mid:
+            mid.append(asyncio.create_task(look(run_ids[0])))
+
+    await setup.engine.sync(setup.account_id, mode="full", trigger="cli",
+                            on_progress=watch, on_start=lambda r: run_ids.append(r.id))
+    (saved, gauges), = await asyncio.gather(*mid)
+    saved = json.loads(saved) if isinstance(saved, str) else saved
+    assert 0 < saved["done"] < saved["total"]
+    assert saved["etaSeconds"] is not None
+    assert saved["etaSeconds"] >= 0
+    assert gauges["delightbridge_import_messages_done"] >= saved["done"]
+    assert gauges["delightbridge_import_messages_total"] == saved["total"]
+    assert gauges["delightbridge_import_eta_seconds"] is not None
+    final = await setup.pool.fetchval(
+        "SELECT progress FROM delightbridge_sync.runs WHERE id = $1", run_ids[0])
+    final = json.loads(final) if isinstance(final, str) else final
+    assert final["done"] == final["total"] > saved["done"]
+    assert final["etaSeconds"] == 0
 
 
 # --------------------------------------------------------------------------- resuming
