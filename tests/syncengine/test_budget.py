@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -50,6 +51,53 @@ async def test_processes_together_never_exceed_the_window(pool: asyncpg.Pool) ->
     await asyncio.gather(*(spend(b) for b in budgets))
     # 1,200 units at 400 a window: the last window cannot start before two have passed.
     assert time.monotonic() - started >= 1.9
+    assert await _window_sums(pool, 1.0) <= 400
+
+
+_SPENDER = """
+import asyncio, sys
+from delightbridge.db.pool import create_pool
+from delightbridge.sync.budget import BudgetConfig, ProjectBudget
+
+async def main() -> None:
+    pool = await create_pool(sys.argv[1], max_size=2)
+    budget = ProjectBudget(pool, BudgetConfig(units_per_window=400, window=1.0, chunk=40,
+                                              margin=1.0, bulk_share=1.0))
+    print("ready", flush=True)
+    sys.stdin.readline()  # all three start together
+    for _ in range(20):
+        await budget.spend(20)
+    await pool.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_three_os_processes_never_exceed_the_window_together(
+        pool: asyncpg.Pool, db_url: str) -> None:
+    """The same budget, leased by three real processes (nothing shared but PostgreSQL)."""
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SPENDER, db_url, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE) for _ in range(3)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert await asyncio.wait_for(proc.stdout.readline(), 60) == b"ready\n"
+        started = time.monotonic()
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+        codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), 60)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert codes == [0, 0, 0]
+    assert time.monotonic() - started >= 1.9  # 1,200 units at 400 a window
+    assert await pool.fetchval(
+        "SELECT sum(units) FROM delightbridge_sync.quota_leases") == 1200
     assert await _window_sums(pool, 1.0) <= 400
 
 
