@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import asyncpg
@@ -34,15 +34,22 @@ def _reraise(exc: Exception) -> NoReturn:
     raise mapped from exc
 
 
+@contextlib.contextmanager
+def _translating() -> Iterator[None]:
+    """What the driver raises in the block, raised as the project's error."""
+    try:
+        yield
+    except DatabaseError:
+        raise
+    except Exception as exc:
+        _reraise(exc)
+
+
 def _translated(method: _F) -> _F:
     @functools.wraps(method)
     async def call(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with _translating():
             return await method(*args, **kwargs)
-        except DatabaseError:
-            raise
-        except Exception as exc:
-            _reraise(exc)
 
     return call  # type: ignore[return-value]
 
@@ -55,12 +62,8 @@ class MappedTransaction(Transaction):
     rollback = _translated(Transaction.rollback)
 
     async def __aenter__(self) -> None:
-        try:
+        with _translating():
             await super().__aenter__()
-        except DatabaseError:
-            raise
-        except Exception as exc:
-            _reraise(exc)
 
     async def __aexit__(self, extype: object, ex: object, tb: object) -> None:
         try:
@@ -126,12 +129,8 @@ async def new_pool(url: str, *, min_size: int, max_size: int,
         max_inactive_connection_lifetime=300.0, loop=None,
         connection_class=MappedConnection, record_class=asyncpg.Record,
         command_timeout=command_timeout)
-    try:
+    with _translating():
         await pool
-    except DatabaseError:
-        raise
-    except Exception as exc:
-        _reraise(exc)
     return pool
 
 
@@ -149,13 +148,9 @@ async def connection(pool: asyncpg.Pool, *, wait: float | None = None
                      ) -> AsyncIterator[Connection]:
     """A connection of the pool for the block (waiting up to ``wait`` seconds for a
     free one); the driver's errors leaving the block are the project's."""
-    try:
+    with _translating():
         async with pool.acquire(timeout=wait) as conn:
             yield conn
-    except DatabaseError:
-        raise
-    except Exception as exc:
-        _reraise(exc)
 
 
 @contextlib.asynccontextmanager
