@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import asyncpg
 from asyncpg.transaction import Transaction
 
-from delightbridge.core.errors import DatabaseError
+from delightbridge.core.errors import DatabaseError, DatabaseUnavailable
 from delightbridge.db import errors as db_errors
 from delightbridge.db.types import Connection
 
@@ -68,15 +68,16 @@ class MappedTransaction(Transaction):
     async def __aexit__(self, extype: object, ex: object, tb: object) -> None:
         try:
             await super().__aexit__(extype, ex, tb)
-        except DatabaseError:
-            if ex is None:
-                raise
         except Exception as exc:
-            if ex is None or db_errors.translate(exc) is None:
-                _reraise(exc)
-            # The block failed and the rollback could not be said because the connection
-            # is gone, which rolls back all the same: the block's own error is the one
-            # that propagates.
+            mapped = exc if isinstance(exc, DatabaseError) else db_errors.translate(exc)
+            if ex is not None and isinstance(mapped, DatabaseUnavailable):
+                # The block failed and the rollback could not be said because the
+                # connection is gone, which rolls back all the same: the block's own
+                # error is the one that propagates.
+                return
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
 
 
 class MappedConnection(asyncpg.Connection):
@@ -148,9 +149,22 @@ async def connection(pool: asyncpg.Pool, *, wait: float | None = None
                      ) -> AsyncIterator[Connection]:
     """A connection of the pool for the block (waiting up to ``wait`` seconds for a
     free one); the driver's errors leaving the block are the project's."""
-    with _translating():
+    own: list[BaseException] = []  # the block's own error, which stays what it is
+    try:
         async with pool.acquire(timeout=wait) as conn:
-            yield conn
+            try:
+                yield conn
+            except asyncpg.InterfaceError as exc:
+                _reraise(exc)  # a call through a handle the pool has taken back
+            except BaseException as exc:
+                own.append(exc)
+                raise
+    except DatabaseError:
+        raise
+    except Exception as exc:
+        if own and exc is own[0]:
+            raise
+        _reraise(exc)  # taking the connection, or giving it back
 
 
 @contextlib.asynccontextmanager

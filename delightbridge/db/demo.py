@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from delightbridge.db.connection import transaction
 from delightbridge.db.queries import query
 from delightbridge.db.types import Executor
 
@@ -21,7 +22,7 @@ async def replace_service(pool: asyncpg.Pool, *, service_id: str, name: str, add
                           refresh_token: str) -> None:
     """The demo service ``service_id`` anew (its mirror goes with the old row), in one
     transaction."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with transaction(pool) as conn:
         await conn.execute(query("demo_remove_service"), service_id)
         await conn.execute(query("demo_add_service"), service_id, name, address,
                            refresh_token)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from delightbridge.db.connection import transaction
 from delightbridge.db.queries import query
 from delightbridge.db.types import Executor
 
@@ -40,7 +41,7 @@ async def replace_all(pool: asyncpg.Pool, *, service_id: str,
     """The service's identities become ``identities``, in one transaction: upserted by
     address (rows keep their id and creation time), the others removed. Nothing is
     written for a service that no longer exists."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with transaction(pool) as conn:
         await conn.execute(
             query("identities_upsert"), service_id, [i.id for i in identities],
             [i.email for i in identities], [i.display_name for i in identities],

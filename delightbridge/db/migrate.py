@@ -17,7 +17,7 @@ from importlib.resources import files
 
 import asyncpg
 
-from delightbridge.core.errors import MigrationError
+from delightbridge.core.errors import MigrationError, QueryFailed
 from delightbridge.db.queries import query
 from delightbridge.db.types import Connection
 
@@ -90,7 +90,7 @@ async def migrate(conn: Connection) -> list[str]:
             )
             done.append(migration.version)
         return done
-    except asyncpg.PostgresError as exc:
+    except (asyncpg.PostgresError, QueryFailed) as exc:
         raise MigrationError(f"migration failed: {exc}") from exc
     finally:
         await conn.execute(query("migrations_unlock"), MIGRATION_LOCK_KEY)

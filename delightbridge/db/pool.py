@@ -67,7 +67,7 @@ async def open_pool(
     pool = await create_pool(url, max_size=max_size)
     try:
         if apply_migrations:
-            async with pool.acquire() as conn:
+            async with connection.connection(pool) as conn:
                 await migrate(conn)
         yield pool
     finally:

@@ -11,6 +11,7 @@ from datetime import date
 
 import asyncpg
 
+from delightbridge.db.connection import transaction
 from delightbridge.db.queries import query
 
 
@@ -29,7 +30,7 @@ async def lease(pool: asyncpg.Pool, *, lock_class: int, scope: str, units: int,
     stay within ``window_limit``, and the day's within ``day_limit`` (None: no limit);
     the day's count grows only for ``counts_the_day`` (the project's scope). Serialised
     per scope by an advisory lock; ``prune_older_than``: also delete leases that old."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with transaction(pool) as conn:
         await conn.execute(query("budget_lock"), lock_class, scope)
         row = await conn.fetchrow(query("budget_lease"), scope, units, window, window_limit,
                                   day, day_limit, counts_the_day)

@@ -12,6 +12,7 @@ import asyncpg
 
 from delightbridge.core.errors import QueryFailed
 from delightbridge.db import errors as db_errors
+from delightbridge.db.connection import connection
 from delightbridge.db.queries import query
 from delightbridge.db.types import Executor
 
@@ -66,7 +67,7 @@ async def ping(pool: asyncpg.Pool, *, within: float) -> bool:
     """Whether the database answers within ``within`` seconds. Any failure is a "no": a
     readiness probe must answer 503, never 500."""
     try:
-        async with pool.acquire(timeout=within) as conn:
+        async with connection(pool, wait=within) as conn:
             return bool(await conn.fetchval(query("consumer_ping"), timeout=within) == 1)
     except Exception as exc:
         log.info("database ping failed: %s: %s", type(exc).__name__, exc, extra={

@@ -168,17 +168,18 @@ class SharedBudget:
 
     async def _lease(self, units: int, bulk: bool) -> Lease:
         config = self.config
+        day = quota_day(self._now())
         granted = await ledger.lease(
             self.pool, lock_class=LEDGER_CLASS, scope=self.scope, units=units,
             window=config.window, window_limit=config.window_limit(bulk),
-            day=quota_day(self._now()), day_limit=config.daily_limit(bulk),
+            day=day, day_limit=config.daily_limit(bulk),
             counts_the_day=self.scope == SCOPE,
             prune_older_than=5 * config.window if self.leases % 200 == 0 else None)
         self.leases += granted.granted
         taken = units if granted.granted else 0
         self.day_units = granted.day_units + taken
         self.window_units = granted.window_units + taken
-        self._lease_day, self._lease_time = quota_day(self._now()), time.monotonic()
+        self._lease_day, self._lease_time = day, time.monotonic()
         return granted
 
     def units_today(self) -> int:

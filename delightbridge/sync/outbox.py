@@ -33,7 +33,7 @@ import asyncpg
 from delightbridge.core.errors import DatabaseError
 from delightbridge.core.settings import Settings
 from delightbridge.db import events as events_db
-from delightbridge.db.connection import connection, transaction
+from delightbridge.db.connection import closed, connection, transaction
 from delightbridge.sync import events
 
 log = logging.getLogger(__name__)
@@ -195,8 +195,9 @@ class Dispatcher:
             try:
                 yield
             finally:
-                with contextlib.suppress(DatabaseError):
-                    await conn.remove_listener(CHANNEL, self._notified)
+                if not closed(conn):  # else PostgreSQL dropped it, the listener with it
+                    with contextlib.suppress(DatabaseError):
+                        await conn.remove_listener(CHANNEL, self._notified)
 
     def _notified(self, *args: object) -> None:
         self._wake.set()

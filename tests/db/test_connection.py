@@ -3,14 +3,18 @@ statement, a connection PostgreSQL dropped (in and out of a transaction), no ser
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+import delightbridge
 from delightbridge.core.errors import DatabaseUnavailable, QueryFailed
-from delightbridge.db import locks
+from delightbridge.db import identities, locks, quota_ledger
 from delightbridge.db.connection import connection, transaction
 from delightbridge.db.pool import create_pool
 from delightbridge.db.types import Connection
@@ -124,3 +128,37 @@ async def test_a_lock_held_elsewhere_is_not_taken(project_pool: asyncpg.Pool) ->
         await locks.unlock(holder, lock_class=7, key="svc")
         assert await locks.lock(waiter, lock_class=7, key="svc", wait=0.05)
         await locks.unlock(waiter, lock_class=7, key="svc")
+
+
+async def test_the_blocks_own_socket_error_is_not_the_databases(
+        project_pool: asyncpg.Pool) -> None:
+    """An OSError raised by the block itself (a call to Gmail, say) stays what it is."""
+    async def block() -> None:
+        async with connection(project_pool):
+            raise ConnectionRefusedError(111, "Gmail refused")
+
+    with pytest.raises(ConnectionRefusedError, match="Gmail refused"):
+        await block()
+
+
+async def test_repository_functions_taking_the_pool_raise_the_projects_errors(
+        db_url: str) -> None:
+    pool = await create_pool(db_url, max_size=2)
+    await pool.close()  # as good as a server gone: nothing can be acquired
+    with pytest.raises(DatabaseUnavailable):
+        await quota_ledger.lease(pool, lock_class=1, scope="project", units=1, window=60.0,
+                                 window_limit=10, day=date(2026, 12, 6), day_limit=None,
+                                 counts_the_day=True)
+    with pytest.raises(DatabaseUnavailable):
+        await identities.replace_all(pool, service_id="svc", identities=[])
+
+
+def test_only_db_connection_takes_connections_from_the_pool() -> None:
+    """Every held connection comes from connection()/transaction(), which translate
+    what the pool raises."""
+    package = Path(delightbridge.__file__).parent
+    found = [f"{path.relative_to(package)}:{n}"
+             for path in package.rglob("*.py") if path.name != "connection.py"
+             for n, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+             if re.search(r"pool\.acquire\(", line)]
+    assert found == []

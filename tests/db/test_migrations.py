@@ -17,6 +17,8 @@ import pytest
 
 from delightbridge.core.errors import MigrationError
 from delightbridge.db import migrate as migrations
+from delightbridge.db.connection import connection
+from delightbridge.db.pool import create_pool
 from delightbridge.db.queries import query
 from tests.db import legacy
 from tests.db.catalog import (
@@ -154,6 +156,23 @@ async def test_a_failing_migration_leaves_nothing_half_done(
         await migrations.migrate(conn)
     assert await conn.fetchval("SELECT to_regclass('half_done')") is None
     assert await migrations.pending(conn) == ["9999"]
+
+
+async def test_a_failing_migration_on_the_pools_connection_is_a_migration_error(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service migrates on a connection of its own pool, whose errors are the
+    project's: still a MigrationError, not the statement's QueryFailed."""
+    broken = migrations.Migration("9999", "broken", "SELECT 1/0;")
+    real = migrations.available
+    monkeypatch.setattr(migrations, "available", lambda: [*real(), broken])
+    pool = await create_pool(fresh_database, max_size=1)
+    try:
+        async with connection(pool) as conn:
+            with pytest.raises(MigrationError, match="division by zero"):
+                await migrations.migrate(conn)
+    finally:
+        await pool.close()
 
 
 # ------------------------------------------------------------ upgrade from layout v0

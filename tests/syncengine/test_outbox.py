@@ -248,3 +248,23 @@ async def test_list_and_replay_commands(setup: SyncSetup, engine: SyncEngine,
     assert await cli("list") == 0
     assert "delivered" in capsys.readouterr().out
     assert await cli("replay", "999999") == 1  # nothing to replay
+
+
+async def test_a_dispatcher_whose_listening_session_was_dropped_stops_cleanly(
+        pool: asyncpg.Pool) -> None:
+    """PostgreSQL restarting under the LISTEN connection: the dispatcher still stops
+    without an error (the listener went with the session)."""
+    reported = asyncio.Event()
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        dispatcher = Dispatcher(pool, outbox_config(9), session,
+                                on_backlog=lambda *_: reported.set())
+        task = asyncio.create_task(dispatcher.run(stop))
+        await asyncio.wait_for(reported.wait(), 30)  # listening, and one pass done
+        pid = await pool.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE 'LISTEN %'")
+        assert pid is not None
+        assert await pool.fetchval("SELECT pg_terminate_backend($1, 5000)", pid) is True
+        stop.set()
+        await asyncio.wait_for(task, 30)  # raises if run() failed
