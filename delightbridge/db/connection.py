@@ -149,7 +149,7 @@ async def connection(pool: asyncpg.Pool, *, wait: float | None = None
                      ) -> AsyncIterator[Connection]:
     """A connection of the pool for the block (waiting up to ``wait`` seconds for a
     free one); the driver's errors leaving the block are the project's."""
-    own: list[BaseException] = []  # the block's own error, which stays what it is
+    own: BaseException | None = None  # the block's own error, which stays what it is
     try:
         async with pool.acquire(timeout=wait) as conn:
             try:
@@ -157,12 +157,12 @@ async def connection(pool: asyncpg.Pool, *, wait: float | None = None
             except asyncpg.InterfaceError as exc:
                 _reraise(exc)  # a call through a handle the pool has taken back
             except BaseException as exc:
-                own.append(exc)
+                own = exc
                 raise
     except DatabaseError:
         raise
     except Exception as exc:
-        if own and exc is own[0]:
+        if exc is own:
             raise
         _reraise(exc)  # taking the connection, or giving it back
 

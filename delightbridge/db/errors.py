@@ -40,11 +40,3 @@ def translate(exc: Exception) -> DatabaseError | None:
         return QueryFailed(str(exc), exc.sqlstate)
     return None
 
-
-def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a refused statement, translated or not (a test's own connection)."""
-    if isinstance(exc, QueryFailed):
-        return exc.sqlstate
-    if isinstance(exc, asyncpg.PostgresError):
-        return str(exc.sqlstate)
-    return None

@@ -87,11 +87,7 @@ async def delete_messages(conn: Connection, account_id: str, mailbox: str,
     await lock_writes(conn, account_id)
     deleted = await mirror.delete_emails(conn, service_id=account_id, gmail_ids=ids,
                                          seen_at=history_id)
-    threads = frozenset(deleted)
-    changes = await refresh_threads(conn, account_id, mailbox, threads)
-    if events:
-        await record_events(conn, account_id, list(_status_events(changes)))
-    return len(deleted), threads
+    return await _removed(conn, account_id, mailbox, deleted, events=events)
 
 
 async def delete_unseen(conn: Connection, account_id: str, mailbox: str, run_id: uuid.UUID,
@@ -102,13 +98,21 @@ async def delete_unseen(conn: Connection, account_id: str, mailbox: str, run_id:
     await lock_writes(conn, account_id)
     deleted = await mirror.delete_unseen(conn, service_id=account_id, run_id=run_id,
                                          since=since)
-    threads = frozenset(deleted)
+    removed = await _removed(conn, account_id, mailbox, deleted, events=events)
+    empty = await mirror.empty_threads(conn, service_id=account_id)
+    await mirror.remove_empty_threads(conn, thread_ids=empty)
+    return removed
+
+
+async def _removed(conn: Connection, account_id: str, mailbox: str, thread_ids: list[str],
+                   *, events: bool) -> tuple[int, frozenset[str]]:
+    """After messages were removed (``thread_ids``: each one's thread): their threads
+    refreshed, status changes recorded; how many, and the threads."""
+    threads = frozenset(thread_ids)
     changes = await refresh_threads(conn, account_id, mailbox, threads)
     if events:
         await record_events(conn, account_id, list(_status_events(changes)))
-    empty = await mirror.empty_threads(conn, service_id=account_id)
-    await mirror.remove_empty_threads(conn, thread_ids=empty)
-    return len(deleted), threads
+    return len(thread_ids), threads
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ describes every file."""
 from __future__ import annotations
 
 import argparse
-import importlib
 from typing import Any
 
 import pytest
@@ -19,10 +18,6 @@ from tests.deploy.deployfiles import (
     dockerfile,
     k8s_documents,
 )
-
-# Subcommands implemented in a module that ``delightbridge/cli/main.py`` may not register yet:
-# their options are checked against that module's own ``configure``.
-FALLBACK_MODULES = {"consume": "delightbridge.cli.consume"}
 
 
 def _command_lines() -> list[tuple[str, list[str]]]:
@@ -54,15 +49,8 @@ def _registered() -> set[str]:
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    name = argv[0]
-    if name in _registered():
-        return cli.build_parser().parse_args(argv)
-    module = FALLBACK_MODULES.get(name)
-    if module is None:
-        pytest.skip(f"`delightbridge {name}` is not registered in delightbridge/cli/main.py yet")
-    parser = argparse.ArgumentParser(prog=f"delightbridge {name}")
-    importlib.import_module(module).configure(parser)
-    return parser.parse_args(argv[1:])
+    assert argv[0] in _registered(), f"`delightbridge {argv[0]}` is not a subcommand"
+    return cli.build_parser().parse_args(argv)
 
 
 def test_the_expected_commands_are_deployed() -> None:

@@ -79,6 +79,7 @@ async def test_after_the_inbox_the_import_goes_newest_to_oldest(setup: SyncSetup
     assert len(inbox_threads) == 30
     rest = sorted((m for m in mirrored if m.thread_id not in inbox_threads),
                   key=lambda m: m.internal_date, reverse=True)
+    inbox = len(mirrored) - len(rest)
     newer_half = {m.id for m in rest[:len(rest) // 2]}
     halfway: list[asyncio.Task[set[str]]] = []
 
@@ -88,7 +89,7 @@ async def test_after_the_inbox_the_import_goes_newest_to_oldest(setup: SyncSetup
 
     def watch(progress: Progress) -> None:
         if (progress.phase == "importing" and not halfway
-                and progress.stored >= len(mirrored) - len(rest) // 2 - len(rest) // 4):
+                and progress.stored >= inbox + len(rest) // 4):
             halfway.append(asyncio.create_task(stored()))
 
     await setup.engine.sync(setup.account_id, mode="full", trigger="cli", on_progress=watch)
@@ -106,35 +107,35 @@ async def test_an_imports_progress_and_eta_are_in_its_run_and_its_metrics(
     setup.sim.seed(setup.address, messages=300, threads=120, seed=34)
     registry = CollectorRegistry()
     setup.engine.observers.append(EngineMetrics(registry))
-    mid: list[asyncio.Task[tuple[Any, dict[str, float | None]]]] = []
+    mid: list[asyncio.Task[tuple[dict[str, Any], dict[str, float | None]]]] = []
     run_ids: list[uuid.UUID] = []
 
-    async def look(run_id: uuid.UUID) -> tuple[Any, dict[str, float | None]]:
+    async def saved_progress() -> dict[str, Any]:
+        row = await setup.pool.fetchval(
+            "SELECT progress FROM delightbridge_sync.runs WHERE id = $1", run_ids[0])
+        return dict(json.loads(row) if isinstance(row, str) else row)
+
+    async def look() -> tuple[dict[str, Any], dict[str, float | None]]:
         gauges = {name: registry.get_sample_value(name, {"service": setup.account_id})
                   for name in ("delightbridge_import_messages_done",
                                "delightbridge_import_messages_total",
                                "delightbridge_import_eta_seconds")}
-        row = await setup.pool.fetchval(
-            "SELECT progress FROM delightbridge_sync.runs WHERE id = $1", run_id)
-        return row, gauges
+        return await saved_progress(), gauges
 
     def watch(progress: Progress) -> None:
         if progress.phase == "importing" and progress.stored >= 150 and not mid:
-            mid.append(asyncio.create_task(look(run_ids[0])))
+            mid.append(asyncio.create_task(look()))
 
     await setup.engine.sync(setup.account_id, mode="full", trigger="cli",
                             on_progress=watch, on_start=lambda r: run_ids.append(r.id))
     (saved, gauges), = await asyncio.gather(*mid)
-    saved = json.loads(saved) if isinstance(saved, str) else saved
     assert 0 < saved["done"] < saved["total"]
     assert saved["etaSeconds"] is not None
     assert saved["etaSeconds"] >= 0
     assert gauges["delightbridge_import_messages_done"] >= saved["done"]
     assert gauges["delightbridge_import_messages_total"] == saved["total"]
     assert gauges["delightbridge_import_eta_seconds"] is not None
-    final = await setup.pool.fetchval(
-        "SELECT progress FROM delightbridge_sync.runs WHERE id = $1", run_ids[0])
-    final = json.loads(final) if isinstance(final, str) else final
+    final = await saved_progress()
     assert final["done"] == final["total"] > saved["done"]
     assert final["etaSeconds"] == 0
 
